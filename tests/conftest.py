@@ -1,0 +1,21 @@
+"""Shared test settings: one torch thread (CI has 2 cores), offline, a non-interactive backend."""
+import os
+
+os.environ.setdefault("MIL_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def shared_dir():
+    """``../shared`` beside the checkout, or skip: a user's fresh clone does not have it."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1].parent / "shared"
+    if not path.is_dir():
+        pytest.skip("../shared is absent (only the project's own machines have it)")
+    return path

@@ -1,0 +1,84 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from mil_core.checkpoint import load_checkpoint, save_checkpoint
+from mil_core.errors import ConfigError
+from mil_core.runtime import (environment_report, get_device, get_rng_state, progress,
+                              seed_everything, set_rng_state, set_threads)
+
+
+def _draw(gen):
+    return (random.random(), float(np.random.rand()), float(torch.rand(1)),
+            float(torch.rand(1, generator=gen)))
+
+
+def test_seed_everything_seeds_all_rngs_and_returns_generator():
+    a = _draw(seed_everything(123))
+    b = _draw(seed_everything(123))
+    c = _draw(seed_everything(124))
+    assert a == b
+    assert all(x != y for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_seed_rejects_bad_values(bad):
+    with pytest.raises(ConfigError, match="seed"):
+        seed_everything(bad)
+
+
+def test_rng_state_survives_a_checkpoint_round_trip(tmp_path):
+    gen = seed_everything(7)
+    _draw(gen)
+    state = get_rng_state(gen)
+    expected = _draw(gen)
+    save_checkpoint(tmp_path / "rng.safetensors", {"rng": state})
+    _draw(gen), _draw(gen)  # move every stream on
+    set_rng_state(load_checkpoint(tmp_path / "rng.safetensors")["rng"], gen)
+    assert _draw(gen) == expected
+
+
+def test_device_order_and_override(monkeypatch):
+    monkeypatch.delenv("MIL_DEVICE", raising=False)
+    dev = get_device()
+    if torch.cuda.is_available():
+        assert dev.type == "cuda"
+    elif torch.backends.mps.is_available():
+        assert dev.type == "mps"
+    else:
+        assert dev.type == "cpu"
+    monkeypatch.setenv("MIL_DEVICE", "cpu")
+    assert get_device().type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            get_device("cuda")
+
+
+def test_set_threads_explicit_and_from_env(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("MIL_THREADS", "2")
+        assert set_threads() == 2 and torch.get_num_threads() == 2
+        with pytest.raises(ConfigError):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_progress_wraps_iterables_and_can_be_disabled(monkeypatch, capsys):
+    monkeypatch.setenv("MIL_PROGRESS", "0")
+    assert list(progress(range(5), desc="x")) == [0, 1, 2, 3, 4]
+    monkeypatch.setenv("MIL_PROGRESS", "1")
+    monkeypatch.setenv("MIL_BATCH", "1")
+    assert sum(progress(range(4), desc="steps")) == 6
+    assert "steps" in capsys.readouterr().out  # text bar on stdout under papermill
+
+
+def test_environment_report_names_versions():
+    rep = environment_report()
+    assert rep["torch"] == torch.__version__
+    assert rep["device"] in {"cpu", "cuda", "mps"}
+    assert int(rep["torch threads"]) >= 1
