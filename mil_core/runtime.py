@@ -138,11 +138,16 @@ def _in_interactive_notebook() -> bool:
 
 
 def repo_root(start: str | os.PathLike | None = None) -> Path | None:
-    """The checkout's root (the folder holding ``mil_core/`` and ``notebooks/``), or None."""
+    """The checkout's root, or None (e.g. a site-packages install used outside the project).
+
+    The first folder holding ``mil_core/`` and ``notebooks/`` (or ``pyproject.toml``), searched
+    upwards from ``start`` (default: the working directory) and then from this file.
+    """
     candidates = [Path(start) if start else Path.cwd(), Path(__file__).resolve().parent]
     for base in candidates:
         for folder in [base.resolve(), *base.resolve().parents]:
-            if (folder / "mil_core").is_dir() and (folder / "notebooks").is_dir():
+            if (folder / "mil_core").is_dir() and ((folder / "notebooks").is_dir()
+                                                   or (folder / "pyproject.toml").is_file()):
                 return folder
     return None
 
