@@ -118,3 +118,18 @@ def test_too_small_image_and_bad_tensors():
         build_pyramid(torch.zeros(1, 64, 64))
     with pytest.raises(DataError):
         build_pyramid(torch.zeros(3, 64, 64, dtype=torch.uint8))
+
+
+def test_from_profile_styles():
+    from mil_core.profiles import get_profile
+
+    img = get_profile("paper").image
+    mil = PyramidConfig.from_profile(img, "mil")
+    assert (mil.n_scales, mil.aspect, mil.upscale, mil.max_size) == (7, 0.75, True, 250)
+    shapes = pyramid_shapes(400, 400, mil)
+    assert len(shapes) == 7 and abs(shapes[-1][0] / shapes[-1][1] - 0.75) < 0.01
+    sing = PyramidConfig.from_profile(img, "singan")
+    assert sing.n_scales is None and sing.aspect is None
+    assert len(pyramid_shapes(188, 250, sing)) == 10
+    with pytest.raises(ConfigError, match="style"):
+        PyramidConfig.from_profile(img, "other")

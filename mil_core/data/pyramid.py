@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from ..profiles import ImageConfig
 
 __all__ = ["PyramidConfig", "PyramidPlan", "plan_pyramid", "pyramid_shapes",
            "effective_scale_factor", "build_pyramid", "resize_to", "center_crop_to_aspect"]
@@ -51,6 +55,23 @@ class PyramidConfig:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @classmethod
+    def from_profile(cls, image: "ImageConfig", style: str = "mil") -> "PyramidConfig":
+        """The pyramid of a profile's :class:`~mil_core.profiles.ImageConfig`.
+
+        ``style="mil"``: a fixed number of scales and a forced aspect ratio, images enlarged when
+        needed so every image of a data set gets the same shapes (REFERENCE §4).
+        ``style="singan"``: SinGAN's rule, the image's own aspect ratio (REFERENCE §2).
+        """
+        common = dict(scale_factor=image.scale_factor, min_size=image.min_size,
+                      max_size=image.max_size)
+        if style == "mil":
+            return cls(**common, n_scales=image.n_scales, aspect=image.aspect, upscale=True)
+        if style == "singan":
+            return cls(**common)
+        raise ConfigError(f"PyramidConfig.from_profile: style must be 'mil' or 'singan', "
+                          f"got {style!r}")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field."""
