@@ -9,10 +9,9 @@ ONLY ?=
 SMOKE := build/smoke
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-export MPLBACKEND := Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: reproduce test unit venv clean help
+.PHONY: reproduce publish test unit venv clean help
 
 help:
 	@echo "make reproduce [PROFILE=smoke|cpu|paper] [ONLY=00,03] [JOBS=N]   run the notebook series"
@@ -29,6 +28,11 @@ venv: $(VENV)/.installed
 
 reproduce: venv
 	$(PY) -m mil_core.reproduce --profile $(PROFILE) --jobs $(JOBS) $(if $(ONLY),--only $(ONLY))
+
+# Maintainers: refresh the committed outputs from a scripted run (default: the cpu profile).
+publish: venv
+	$(PY) -m mil_core.reproduce --profile $(if $(filter smoke,$(PROFILE)),cpu,$(PROFILE)) \
+		--jobs $(JOBS) $(if $(ONLY),--only $(ONLY)) --publish
 
 # One execution per notebook: papermill runs the smoke profile once; nbval then compares the cells
 # tagged nbval-check-output with the committed outputs through replay notebooks (mil_core/nbcheck.py).

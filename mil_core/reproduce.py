@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,13 +80,14 @@ def run_notebook(src: Path, out_dir: Path, profile: str, *, threads: int, timeou
     out_dir.mkdir(parents=True, exist_ok=True)  # papermill does not create folders
     dst, log = out_dir / src.name, out_dir / (src.stem + ".log")
     env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # the kernel's inline backend embeds figures in the notebook
     bindir = str(Path(sys.executable).parent)  # the venv's kernel resolves `python` on PATH
     env.update({
         "PATH": bindir + os.pathsep + env.get("PATH", ""),
         "MIL_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads), "MIL_NOTEBOOK": src.stem,
         "MIL_FIGURES_DIR": str(figures_dir.resolve()), "MIL_BATCH": "1",
-        "MIL_PROFILE": profile, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg",
+        "MIL_PROFILE": profile, "PYTHONUNBUFFERED": "1",
     })
     cmd = [sys.executable, "-m", "papermill", str(src), str(dst), "-k", "python3",
            "--cwd", str(src.parent), "-p", "PROFILE", profile, "--no-progress-bar",
@@ -159,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-dir", type=Path, default=None,
                     help="executed notebooks (default: build/notebooks/<profile>)")
     ap.add_argument("--figures-dir", type=Path, default=root / "figures")
+    ap.add_argument("--publish", action="store_true",
+                    help="copy each notebook that ran ok over its source in notebooks/ (how the "
+                         "committed outputs are made: make publish PROFILE=cpu)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                     help="extra papermill parameter (string value)")
     args = ap.parse_args(argv)
@@ -186,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.md").write_text(f"{header}\n\n{table}\n")
     (out_dir / "summary.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+    if args.publish:
+        for r in results:
+            if r.status == "ok":
+                shutil.copyfile(r.output, args.notebooks / r.notebook)
+                print(f"[reproduce] published {r.notebook} ({prof.name} profile outputs)")
     failed = [r.notebook for r in results if r.status != "ok"]
     if failed:
         print(f"\n{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)

@@ -31,7 +31,7 @@ def series(tmp_path):
         "import os\nprint('profile', PROFILE, 'threads', os.environ['MIL_THREADS'])",
         "#check\nprint(2 + 2)",
         "import matplotlib.pyplot as plt\nfrom mil_core.figures import save_figure\n"
-        "fig = plt.figure(); save_figure(fig, 'dot')")
+        "fig, ax = plt.subplots(); ax.plot([0, 1]); save_figure(fig, 'dot')")
     _nb(books / "01_broken.ipynb", "raise ValueError('deliberate failure in cell 1')")
     _nb(books / "02_after.ipynb", "print('still ran')")
     (books / "notes.ipynb").write_text("{}")  # not numbered: ignored
@@ -113,3 +113,23 @@ def test_replay_notebooks_let_nbval_compare_without_rerunning(tmp_path):
     nbformat.write(nbformat.from_dict(missing), tmp_path / "missing.ipynb")
     assert _run_nbval(tmp_path / "missing.ipynb").returncode == 1
     assert build_replay_notebook(nbformat.v4.new_notebook(), None) is None
+
+
+def test_publish_copies_only_successful_runs(series):
+    books = series / "notebooks"
+    broken_before = (books / "01_broken.ipynb").read_bytes()
+    rc = main(["--notebooks", str(books), "--only", "00,01", "--output-dir", str(series / "o"),
+               "--figures-dir", str(series / "f"), "--publish", "--timeout", "3"])
+    assert rc == 1
+    published = nbformat.read(books / "00_good.ipynb", as_version=4)
+    assert any(c.get("outputs") for c in published.cells)  # outputs now stored in the source
+    assert (books / "01_broken.ipynb").read_bytes() == broken_before  # a failure is not published
+
+
+def test_figures_are_embedded_in_the_executed_notebook(series, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # must not leak into the kernel
+    out = series / "o"
+    main(["--notebooks", str(series / "notebooks"), "--only", "00", "--output-dir", str(out),
+          "--figures-dir", str(series / "f"), "--timeout", "3"])
+    executed = nbformat.read(out / "00_good.ipynb", as_version=4)
+    assert any("image/png" in o.get("data", {}) for c in executed.cells for o in c.outputs)
