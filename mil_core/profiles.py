@@ -83,16 +83,14 @@ class Profile:
         prof = self
         for key, value in changes.items():
             section, _, attr = key.partition(".")
-            if not attr:  # top-level field
-                _check_field(Profile, section, key)
-                prof = dataclasses.replace(prof, **{section: value})
-                continue
             _check_field(Profile, section, key)
-            sub = getattr(prof, section)
-            if not dataclasses.is_dataclass(sub):
-                raise ConfigError(f"profile override {key!r}: {section!r} is not a section")
-            _check_field(type(sub), attr, key)
-            prof = dataclasses.replace(prof, **{section: dataclasses.replace(sub, **{attr: value})})
+            if attr:  # "gan.batch_size": replace inside the frozen section
+                sub = getattr(prof, section)
+                if not dataclasses.is_dataclass(sub):
+                    raise ConfigError(f"profile override {key!r}: {section!r} is not a section")
+                _check_field(type(sub), attr, key)
+                value = dataclasses.replace(sub, **{attr: value})
+            prof = dataclasses.replace(prof, **{section: value})
         return prof
 
     def as_dict(self) -> dict[str, Any]:

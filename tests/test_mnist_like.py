@@ -4,8 +4,6 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
-import socket
-import urllib.request
 
 import numpy as np
 import pytest
@@ -20,16 +18,6 @@ from mil_core.data.mnist_like import (ANIMAL_CLASSES, ImageSet, _load_numpy_pick
 @pytest.fixture(scope="module")
 def animals() -> ImageSet:
     return load_animal_silhouettes()
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a connection fails the test."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("the network was touched")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 # -----------------------------------------------------------------------------
