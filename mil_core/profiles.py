@@ -35,6 +35,7 @@ class ImageConfig:
     aspect: float = 0.75         # forced height/width of MIL's images (SinGAN keeps the image's)
     embed_size: int = 128        # side of the fixed-size copy the hyper-network embeds (MIL: 128)
     n_images: int = 50           # images per dataset experiment (Places-50: 50)
+    n_baseline_images: int = 50  # images each single-image baseline (SinGAN, ConSinGAN) trains on
     n_samples: int = 100         # generated samples per image for SIFID / mSIFID
     n_diversity: int = 150       # generated samples per image for diversity (MIL paper: 150)
 
@@ -109,7 +110,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         description="CI: every code path in seconds; numbers are not meaningful",
         image=ImageConfig(max_size=32, min_size=12, n_scales=3, embed_size=32, n_images=3,
-                          n_samples=4, n_diversity=4),
+                          n_baseline_images=2, n_samples=4, n_diversity=4),
         gan=GanConfig(iters_per_scale=20, dataset_iters_per_scale=20, batch_size=2, steps_d=1,
                       steps_g=1, channels=8, checkpoint_every=10),
         git=GitConfig(image_size=28, epochs=1, batch_size=64, n_instances=1,
@@ -120,7 +121,7 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         description="laptop: ~30 minutes per notebook on 2 cores; shows the papers' effects",
         image=ImageConfig(max_size=64, min_size=16, n_scales=5, embed_size=64, n_images=10,
-                          n_samples=20, n_diversity=20),
+                          n_baseline_images=3, n_samples=20, n_diversity=20),
         gan=GanConfig(iters_per_scale=400, dataset_iters_per_scale=600, batch_size=4, steps_d=1,
                       steps_g=1, channels=16, checkpoint_every=100),
         git=GitConfig(image_size=28, epochs=15, batch_size=128, n_instances=3,
