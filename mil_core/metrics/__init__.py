@@ -1,0 +1,32 @@
+"""Image-quality metrics for single-image GANs (REFERENCE §5).
+
+- :func:`sifid`, :func:`sifid_report`, :func:`sifid_folders`: Single-Image FID on Inception-v3
+  spatial features (:class:`InceptionFeatures`; needs a local weights file, see
+  :func:`resolve_inception_weights`); SIFID = mean of per-image minima, mSIFID = pooled mean.
+- :func:`swd`: weight-free multi-scale sliced Wasserstein distance (ProGAN), works offline.
+- :func:`diversity`: SinGAN's pixel-std diversity.
+- :func:`patch_nn_distance`, :func:`nearest_reference`: patch nearest neighbours (memorisation,
+  leakage between images).
+- :func:`frechet_distance`, :func:`feature_stats`: the Fréchet distance used by SIFID.
+"""
+from .frechet import feature_stats, frechet_distance
+from .inception import (INCEPTION_WEIGHTS_ENV, INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL,
+                        InceptionFeatures, InceptionWeightsMissing, download_inception_weights,
+                        inception_feature_size, load_inception_state_dict,
+                        resolve_inception_weights)
+from .sifid import (sifid, sifid_folders, sifid_many, sifid_report, spatial_features,
+                    summarize_sifid)
+from .swd import laplacian_pyramid, sliced_wasserstein, swd
+from .diversity import diversity
+from .patches import extract_patches, nearest_reference, patch_nn_distance
+
+__all__ = [
+    "feature_stats", "frechet_distance",
+    "INCEPTION_WEIGHTS_ENV", "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL",
+    "InceptionFeatures", "InceptionWeightsMissing", "download_inception_weights",
+    "inception_feature_size", "load_inception_state_dict", "resolve_inception_weights",
+    "sifid", "sifid_folders", "sifid_many", "sifid_report", "spatial_features", "summarize_sifid",
+    "laplacian_pyramid", "sliced_wasserstein", "swd",
+    "diversity",
+    "extract_patches", "nearest_reference", "patch_nn_distance",
+]
