@@ -289,3 +289,18 @@ def test_bad_config_fails_before_training(monkeypatch):
         train_singan(synthetic_image(), {"iters_per_scale": 3}, device="cpu")
     with pytest.raises(ConfigError):
         train_singan(synthetic_image(), tiny_config(), device="cpu", log_every=0)
+
+
+def test_reconstruct_at_every_scale_both_baselines():
+    from mil_core.models import ConSinGANConfig, train_consingan
+    from mil_core.profiles import get_profile
+
+    img = torch.linspace(-1, 1, 24 * 32).reshape(1, 24, 32).repeat(3, 1, 1)
+    prof = get_profile("smoke", **{"gan.iters_per_scale": 2})
+    for model in (train_singan(img, SinGANConfig.from_profile(prof), show_progress=False),
+                  train_consingan(img, ConSinGANConfig.from_profile(prof), show_progress=False)):
+        recs = [model.reconstruct(scale=s) for s in range(len(model.shapes))]
+        assert [tuple(r.shape[-2:]) for r in recs] == [tuple(s) for s in model.shapes]
+        assert torch.equal(recs[-1], model.reconstruct())
+        with pytest.raises(ConfigError, match="scale"):
+            model.reconstruct(scale=len(model.shapes))

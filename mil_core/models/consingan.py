@@ -368,9 +368,16 @@ class ConSinGAN(nn.Module):
         return self.netG(z0, self._noises(n, shapes, 1, generator), self.noise_amps, shapes)
 
     @torch.no_grad()
-    def reconstruct(self) -> torch.Tensor:
-        """The fixed-noise reconstruction (1, 3, H, W): ``z*`` at stage 0, zero noise above."""
+    def reconstruct(self, scale: int | None = None) -> torch.Tensor:
+        """The fixed-noise reconstruction (1, 3, H_s, W_s) at stage ``scale`` (default: the
+        finest trained one): ``z*`` at stage 0, zero noise above. Earlier stages go through the
+        final shared tail, as ConSinGAN's generator always does."""
         shapes = self._active_shapes(None)
+        if scale is not None:
+            if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale < len(shapes):
+                raise ConfigError(f"reconstruct(scale=...) must be an integer in "
+                                  f"[0, {len(shapes) - 1}], got {scale!r}")
+            shapes = shapes[:scale + 1]
         return self.netG(self.z_star, [None] * len(shapes), self.noise_amps, shapes)
 
     def inject(self, image: torch.Tensor, scale: int, n: int = 1,

@@ -260,10 +260,13 @@ class SinGAN(nn.Module):
         shapes = self.shapes if shape is None else self.scaled_shapes(tuple(shape))
         return self._eval_run(lambda: self._generate(shapes, n, generator=generator))
 
-    def reconstruct(self) -> torch.Tensor:
-        """The fixed-noise reconstruction (1, 3, H, W) of the finest trained scale (z*, then 0)."""
+    def reconstruct(self, scale: int | None = None) -> torch.Tensor:
+        """The fixed-noise reconstruction (1, 3, H_s, W_s) at ``scale`` (default: the finest
+        trained scale): z* at scale 0, zero noise above (SinGAN Eq. 4)."""
         self._require_trained()
-        return self._eval_run(lambda: self._generate(self.shapes, 1, reconstruct=True))
+        stop = self.n_trained if scale is None else _check_scale(scale, self.n_trained) + 1
+        return self._eval_run(lambda: self._generate(self.shapes, 1, reconstruct=True,
+                                                     stop=stop))
 
     def inject(self, image: torch.Tensor, scale: int, n: int = 1,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -528,3 +531,9 @@ def train_singan(image: torch.Tensor, cfg: SinGANConfig | None = None, *, seed: 
         if callback is not None:
             callback(model, n)
     return model.eval()
+
+
+def _check_scale(scale: int, n_trained: int) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale < n_trained:
+        raise ConfigError(f"scale must be an integer in [0, {n_trained - 1}], got {scale!r}")
+    return scale
