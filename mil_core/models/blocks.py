@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import DataError
+
 __all__ = ["ConvBlock", "FiveLayerNet", "init_weights", "channels_at_scale", "pad_for",
            "zero_pad", "upsample"]
 
@@ -118,3 +120,25 @@ def upsample(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(shape):
         return x
     return F.interpolate(x, size=tuple(shape), mode="bilinear", align_corners=False)
+
+
+def check_gan_image(image: object, what: str) -> torch.Tensor:
+    """Validate one training image for a single-image GAN and return it as float in [-1, 1].
+
+    Raises :class:`DataError` (naming ``what``) unless ``image`` is a finite float tensor
+    (3, H, W) with values in [-1, 1] (a 1e-4 tolerance, then clamped). The input is not modified.
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise DataError(f"{what} expects one image tensor (3, H, W) in [-1, 1], got {got}; "
+                        "load images with mil_core.data.load_image.")
+    if not image.is_floating_point():
+        raise DataError(f"{what} expects a float image in [-1, 1], got {image.dtype}; convert "
+                        "with x.float() / 127.5 - 1.")
+    if not bool(torch.isfinite(image).all()):
+        raise DataError(f"{what}: the image contains NaN or infinite values.")
+    lo, hi = float(image.min()), float(image.max())
+    if lo < -1.0 - 1e-4 or hi > 1.0 + 1e-4:
+        raise DataError(f"{what} expects pixel values in [-1, 1], got [{lo:.3g}, {hi:.3g}]; "
+                        "images in [0, 1] become [-1, 1] with x * 2 - 1.")
+    return image.detach().float().clamp(-1, 1)

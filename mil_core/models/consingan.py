@@ -44,6 +44,7 @@ from ..data.pyramid import PyramidConfig, plan_pyramid, resize_to
 from ..errors import CheckpointError, ConfigError, DataError
 from ..losses import critic_loss, generator_adv_loss, noise_amplitude, reconstruction_loss
 from ..runtime import get_device, progress
+from .blocks import check_gan_image, init_weights
 
 __all__ = ["ConSinGANConfig", "ConSinGAN", "GrowingGenerator", "PatchCritic", "stage_exponents",
            "stage_shapes", "generator_param_groups", "prepare_consingan", "train_stage",
@@ -169,15 +170,6 @@ def stage_shapes(h: int, w: int, cfg: ConSinGANConfig) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------------------------------------
 # networks
 # ---------------------------------------------------------------------------------------------
-def _init_weights(module: nn.Module, generator: torch.Generator) -> None:
-    """N(0, 0.02) conv weights, zero biases, drawn from ``generator`` (deterministic)."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * 0.02)
-                m.bias.zero_()
-
-
 def _conv_stack(c_in: int, c_out: int, n: int, slope: float) -> nn.Sequential:
     """``n`` unpadded 3×3 convs, each followed by LeakyReLU (shrinks H and W by 2n)."""
     layers: list[nn.Module] = []
@@ -194,7 +186,7 @@ class GrowingGenerator(nn.Module):
         self.head = _conv_stack(3, channels, 1, slope)
         self.body = nn.ModuleList([_conv_stack(channels, channels, 3, slope)])
         self.tail = nn.Conv2d(channels, 3, 3)
-        _init_weights(self, generator)
+        init_weights(self, generator)
 
     def grow(self) -> None:
         """Add the next stage's body block as a copy of the current last block (§3.1)."""
@@ -253,7 +245,7 @@ class PatchCritic(nn.Module):
         super().__init__()
         self.features = _conv_stack(3, channels, 4, slope)
         self.tail = nn.Conv2d(channels, 1, 3)
-        _init_weights(self, generator)
+        init_weights(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.features(x))        # (B, 1, H − 10, W − 10)
@@ -287,20 +279,6 @@ def generator_param_groups(netG: GrowingGenerator, stage: int, cfg: ConSinGANCon
 # ---------------------------------------------------------------------------------------------
 # the trained model
 # ---------------------------------------------------------------------------------------------
-def _check_image(image: Any, what: str) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise DataError(f"{what} expects one image tensor (3, H, W), got {got}; load images with "
-                        "mil_core.data.load_image.")
-    if not image.is_floating_point() or not torch.isfinite(image).all():
-        raise DataError(f"{what} expects finite float pixels in [-1, 1], got {image.dtype}")
-    lo, hi = float(image.min()), float(image.max())
-    if lo < -1.001 or hi > 1.001:
-        raise DataError(f"{what} expects pixels in [-1, 1], got [{lo:.3g}, {hi:.3g}]; convert "
-                        "uint8 images with x / 127.5 − 1.")
-    return image.detach().float().clamp(-1, 1)
-
-
 class ConSinGAN(nn.Module):
     """A trained (or training) ConSinGAN; the same interface as the SinGAN model."""
 
@@ -393,7 +371,7 @@ class ConSinGAN(nn.Module):
         no feature noise), so the coarse structure of ``image`` is kept and finer stages add
         the learned texture — the basis of harmonisation and editing (ConSinGAN §4.2).
         """
-        img = _check_image(image, "ConSinGAN.inject")
+        img = check_gan_image(image, "ConSinGAN.inject")
         if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale < self.n_active:
             raise ConfigError(f"inject(scale=...) must be an integer in [0, {self.n_active - 1}],"
                               f" got {scale!r}")
@@ -473,7 +451,7 @@ def prepare_consingan(image: torch.Tensor, cfg: ConSinGANConfig, *, seed: int = 
     if not isinstance(cfg, ConSinGANConfig):
         raise ConfigError(f"cfg must be a ConSinGANConfig, got {type(cfg).__name__}")
     cfg.validate()
-    img = _check_image(image, "train_consingan")
+    img = check_gan_image(image, "train_consingan")
     shapes = stage_shapes(img.shape[-2], img.shape[-1], cfg)
     reals = [resize_to(img, s) for s in shapes]                      # (3, H_n, W_n) each
     dev = torch.device(device) if device is not None else get_device()

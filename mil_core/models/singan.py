@@ -40,7 +40,8 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..losses import critic_loss, generator_adv_loss, noise_amplitude, reconstruction_loss
 from ..profiles import Profile, get_profile
 from ..runtime import get_device, progress
-from .blocks import FiveLayerNet, channels_at_scale, init_weights, pad_for, upsample, zero_pad
+from .blocks import (FiveLayerNet, channels_at_scale, check_gan_image, init_weights, pad_for,
+                     upsample, zero_pad)
 
 __all__ = ["SinGANConfig", "SinGAN", "train_singan", "CHECKPOINT_NAME"]
 
@@ -122,23 +123,6 @@ class SinGANConfig:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         return d
-
-
-def _check_image(image: Any) -> None:
-    """DataError unless ``image`` is a finite float tensor (3, H, W) in [-1, 1]."""
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise DataError(f"SinGAN expects one image tensor (3, H, W) in [-1, 1], got {got}; "
-                        "load images with mil_core.data.load_image.")
-    if not image.is_floating_point():
-        raise DataError(f"SinGAN expects a float image in [-1, 1], got {image.dtype}; convert "
-                        "with x.float() / 127.5 - 1.")
-    if not bool(torch.isfinite(image).all()):
-        raise DataError("SinGAN: the image contains NaN or infinite values.")
-    lo, hi = float(image.min()), float(image.max())
-    if lo < -1.0 - 1e-4 or hi > 1.0 + 1e-4:
-        raise DataError(f"SinGAN expects pixel values in [-1, 1], got [{lo:.3g}, {hi:.3g}]; "
-                        "images in [0, 1] become [-1, 1] with x * 2 - 1.")
 
 
 def _residual_step(net: nn.Module, z: torch.Tensor, prev: torch.Tensor, pad: int) -> torch.Tensor:
@@ -278,7 +262,7 @@ class SinGAN(nn.Module):
         on pure noise (its previous output is always 0), so there is no injecting at scale 0.
         Returns (n, 3, H_N, W_N) in [-1, 1]."""
         self._require_trained()
-        _check_image(image)
+        check_gan_image(image, "SinGAN")
         if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale < self.n_trained:
             raise ConfigError(f"inject: scale must be an integer in [1, {self.n_trained - 1}], "
                               f"got {scale!r}")
@@ -496,7 +480,7 @@ def train_singan(image: torch.Tensor, cfg: SinGANConfig | None = None, *, seed: 
     if not isinstance(cfg, SinGANConfig):
         raise ConfigError(f"train_singan: cfg must be a SinGANConfig, got {type(cfg).__name__}")
     cfg.validate()
-    _check_image(image)
+    check_gan_image(image, "SinGAN")
     if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
         raise ConfigError(f"train_singan: log_every must be a positive integer, got {log_every!r}")
     plan_pyramid(int(image.shape[-2]), int(image.shape[-1]), cfg.pyramid)   # size errors first
