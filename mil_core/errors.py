@@ -24,3 +24,7 @@ class CheckpointError(MilError, ValueError):
 
 class ConfigError(MilError, ValueError):
     """An unknown profile or an invalid configuration value."""
+
+
+class TrainingError(MilError, RuntimeError):
+    """Training cannot go on (e.g. a loss became NaN); the message names the last good checkpoint."""

@@ -24,13 +24,18 @@ Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
 def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None,
+                     eps: torch.Tensor | None = None) -> torch.Tensor:
     """``E[(‖∇_x̂ D(x̂)‖₂ − 1)²]`` on random interpolates ``x̂ = εx + (1−ε)x̃`` (one ε per sample).
 
     The gradient norm is taken over every pixel and channel of a sample; the critic's output map is
-    summed, so a patch critic is penalised on the gradient of its total score.
+    summed, so a patch critic is penalised on the gradient of its total score. ``eps`` (B,) gives
+    the mixing weights explicitly (a process of a distributed run passes its share of the global
+    batch's draws); by default they are drawn from ``generator``.
     """
-    eps = torch.rand(real.shape[0], 1, 1, 1, generator=generator).to(real)        # (B, 1, 1, 1)
+    if eps is None:
+        eps = torch.rand(real.shape[0], generator=generator)
+    eps = eps.reshape(-1, 1, 1, 1).to(real)                                       # (B, 1, 1, 1)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     score = critic(mixed)
     (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
@@ -38,14 +43,15 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
 
 
 def critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, lambda_grad: float = 0.1,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                generator: torch.Generator | None = None, eps: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, dict[str, float]]:
     """The WGAN-GP critic loss ``−D(x) + D(x̃) + λ·GP`` and its parts (for training curves).
 
     ``fake`` is detached here: the critic step never updates the generator.
     """
     d_real = critic(real).mean()
     d_fake = critic(fake.detach()).mean()
-    gp = gradient_penalty(critic, real, fake, generator)
+    gp = gradient_penalty(critic, real, fake, generator, eps)
     loss = d_fake - d_real + lambda_grad * gp
     return loss, {"d_real": d_real.item(), "d_fake": d_fake.item(), "gp": gp.item(),
                   "wasserstein": (d_real - d_fake).item()}

@@ -50,6 +50,9 @@ class GanConfig:
     steps_g: int = 3              # generator steps per iteration (SinGAN 3, MIL 1)
     channels: int = 32            # SinGAN `nfc`; MIL's primary networks use 64
     checkpoint_every: int = 500   # steps between atomic checkpoints in long runs
+    mil_channels: int = 64        # channels of MIL's generated primary G and D (REFERENCE §4: 64)
+    embed_dim: int = 512          # MIL embedding size that every projection head reads (512)
+    backbone: str = "resnet34"    # MIL image encoder: "resnet34" (paper) or "resnet-small"
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ PROFILES: dict[str, Profile] = {
         image=ImageConfig(max_size=32, min_size=12, n_scales=3, embed_size=32, n_images=3,
                           n_baseline_images=2, n_samples=4, n_diversity=4),
         gan=GanConfig(iters_per_scale=20, dataset_iters_per_scale=20, batch_size=2, steps_d=1,
-                      steps_g=1, channels=8, checkpoint_every=10),
+                      steps_g=1, channels=8, checkpoint_every=10, mil_channels=8,
+                      embed_dim=16, backbone="resnet-small"),
         git=GitConfig(image_size=28, epochs=1, batch_size=64, n_instances=1,
                       ekld_images_per_class=4, ekld_transforms=4, munit_iters=20),
         notebook_timeout_min=10.0,
@@ -123,7 +127,8 @@ PROFILES: dict[str, Profile] = {
         image=ImageConfig(max_size=64, min_size=16, n_scales=5, embed_size=64, n_images=10,
                           n_baseline_images=3, n_samples=20, n_diversity=20),
         gan=GanConfig(iters_per_scale=400, dataset_iters_per_scale=600, batch_size=4, steps_d=1,
-                      steps_g=1, channels=16, checkpoint_every=100),
+                      steps_g=1, channels=16, checkpoint_every=100, mil_channels=16,
+                      embed_dim=64, backbone="resnet-small"),
         git=GitConfig(image_size=28, epochs=15, batch_size=128, n_instances=3,
                       ekld_images_per_class=20, ekld_transforms=20, munit_iters=2000),
         notebook_timeout_min=45.0,

@@ -1,0 +1,198 @@
+"""Hyper-networks that emit every weight of a small convolutional net per image (MIL Sec. 3).
+
+MIL (Bensadoun et al. 2021; REFERENCE §4) does not train one SinGAN per image: an encoder ``e``
+maps an image ``I`` to a vector ``e(I)`` and a *projection head* per generated tensor maps that
+vector to the tensor's values, ``θ(I) = W·e(I) + b``. The generated tensors are the weights and
+biases of a *primary network*: SinGAN's five 3×3 un-padded convolutions (head ``3→C``, three
+body ``C→C``, tail ``C→out``), LeakyReLU(0.02), no normalisation, a tanh tail for a generator and
+a linear one-channel tail for a critic.
+
+Generated weights are normalised like a He initialisation (REFERENCE §4)::
+
+    w = w_raw / sqrt(in·k·k) · gain        b = b_raw / sqrt(in)
+    gain = sqrt(2 / (1 + 0.02²)) (hidden), 5/3 (tanh tail), 1 (linear tail)
+
+so a head whose raw output has unit scale emits well-scaled convolutions whatever the width.
+
+Every image of a batch has its own weights, and the primary nets of a whole batch run as *one*
+grouped convolution (:func:`primary_forward`): the batch ``(B, C, H, W)`` becomes
+``(1, B·C, H, W)``, the weights ``(B, out, in, k, k)`` become ``(B·out, in, k, k)`` and
+``groups=B``. :func:`primary_forward_loop` is the same computation one image at a time (the
+reference for tests and the benchmark).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+__all__ = ["PrimarySpec", "LayerWeights", "NetWeights", "primary_forward", "primary_forward_loop",
+           "ProjectionHeads", "SharedWeights", "expand_weights", "lerp_weights"]
+
+LayerWeights = tuple[torch.Tensor, torch.Tensor]   # (B, out, in, k, k), (B, out)
+NetWeights = list[LayerWeights]                      # one primary net, layer by layer
+
+
+@dataclass(frozen=True)
+class PrimarySpec:
+    """The shape of one generated primary network (defaults: MIL's generator, REFERENCE §4)."""
+    in_ch: int = 3            # input channels (an RGB image or noise map)
+    channels: int = 64        # width of the head and body convs (MIL: 64)
+    out_ch: int = 3           # 3 for a generator, 1 for a critic
+    n_layers: int = 5         # convs: head, n_layers − 2 body, tail (SinGAN: 5)
+    kernel: int = 3           # k×k convolutions, stride 1, no padding
+    slope: float = 0.02       # LeakyReLU negative slope after every conv but the tail
+    tail: str = "tanh"        # "tanh" (generator) or "none" (critic)
+
+    def __post_init__(self) -> None:
+        for name in ("in_ch", "channels", "out_ch", "kernel"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"PrimarySpec.{name} must be a positive integer, got {v!r}")
+        if self.n_layers < 2:
+            raise ConfigError(f"PrimarySpec.n_layers must be >= 2, got {self.n_layers}")
+        if self.tail not in ("tanh", "none"):
+            raise ConfigError(f"PrimarySpec.tail must be 'tanh' or 'none', got {self.tail!r}")
+
+    @property
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """(out, in) of every conv, head to tail."""
+        c = self.channels
+        return [(c, self.in_ch)] + [(c, c)] * (self.n_layers - 2) + [(self.out_ch, c)]
+
+    @property
+    def pad(self) -> int:
+        """Pixels per side the un-padded convs remove (5 for SinGAN's net)."""
+        return self.n_layers * (self.kernel - 1) // 2
+
+    def gain(self, layer: int) -> float:
+        """The gain of layer ``layer``'s generated weights (REFERENCE §4)."""
+        if layer < self.n_layers - 1:
+            return math.sqrt(2.0 / (1.0 + self.slope ** 2))
+        return 5.0 / 3.0 if self.tail == "tanh" else 1.0
+
+    def numel(self) -> int:
+        """Numbers one primary net needs (114,307 for MIL's 64-channel generator)."""
+        k2 = self.kernel ** 2
+        return sum(o * i * k2 + o for o, i in self.layer_shapes)
+
+
+def _check_weights(x: torch.Tensor, weights: NetWeights) -> int:
+    if x.dim() != 4:
+        raise ConfigError(f"primary_forward: x must be (B, C, H, W), got {tuple(x.shape)}")
+    b = weights[0][0].shape[0]
+    if x.shape[0] % b:
+        raise ConfigError(f"primary_forward: batch {x.shape[0]} is not a multiple of the "
+                          f"{b} weight sets")
+    return x.shape[0] // b
+
+
+def expand_weights(weights: NetWeights, repeats: int) -> NetWeights:
+    """Repeat every image's weights ``repeats`` times (image-major), for several noise samples
+    per image: ``(B, …) → (B·repeats, …)``."""
+    if repeats == 1:
+        return weights
+    return [(w.repeat_interleave(repeats, 0), b.repeat_interleave(repeats, 0))
+            for w, b in weights]
+
+
+def primary_forward(x: torch.Tensor, weights: NetWeights, spec: PrimarySpec) -> torch.Tensor:
+    """Run a batch of primary nets, sample ``i`` with its own weights, as grouped convolutions.
+
+    ``x``: (B·m, in_ch, H, W), image-major when each of the B weight sets serves m samples.
+    ``weights``: per layer ``(w, b)`` with w (B, out, in, k, k), b (B, out), already normalised.
+    Returns (B·m, out_ch, H − 2·pad, W − 2·pad).
+    """
+    weights = expand_weights(weights, _check_weights(x, weights))
+    n = x.shape[0]
+    h = x.reshape(1, n * x.shape[1], x.shape[2], x.shape[3])         # (1, N·C, H, W)
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(weights):
+        out, inp, k = w.shape[1], w.shape[2], w.shape[3]
+        h = F.conv2d(h, w.reshape(n * out, inp, k, k), b.reshape(n * out), groups=n)
+        if i < last:
+            h = F.leaky_relu(h, spec.slope)
+    h = h.reshape(n, -1, h.shape[-2], h.shape[-1])                   # (N, out_ch, H', W')
+    return torch.tanh(h) if spec.tail == "tanh" else h
+
+
+def primary_forward_loop(x: torch.Tensor, weights: NetWeights, spec: PrimarySpec) -> torch.Tensor:
+    """:func:`primary_forward` computed one sample at a time with ordinary convolutions."""
+    weights = expand_weights(weights, _check_weights(x, weights))
+    outs = []
+    for s in range(x.shape[0]):
+        h = x[s:s + 1]                                               # (1, C, H, W)
+        for i, (w, b) in enumerate(weights):
+            h = F.conv2d(h, w[s], b[s])
+            if i < len(weights) - 1:
+                h = F.leaky_relu(h, spec.slope)
+        outs.append(h)
+    h = torch.cat(outs)
+    return torch.tanh(h) if spec.tail == "tanh" else h
+
+
+def _normalise(spec: PrimarySpec, layer: int, w_raw: torch.Tensor, b_raw: torch.Tensor
+               ) -> LayerWeights:
+    out, inp = spec.layer_shapes[layer]
+    k = spec.kernel
+    w = w_raw.reshape(-1, out, inp, k, k) * (spec.gain(layer) / math.sqrt(inp * k * k))
+    b = b_raw.reshape(-1, out) / math.sqrt(inp)
+    return w, b
+
+
+class ProjectionHeads(nn.Module):
+    """One ``Linear(embed_dim, numel)`` per generated tensor of one primary net (MIL Sec. 3).
+
+    ``forward(e)``: e (B, embed_dim) → normalised :data:`NetWeights` for the B images.
+    Default ``nn.Linear`` initialisation, like the reference code.
+    """
+
+    def __init__(self, spec: PrimarySpec, embed_dim: int) -> None:
+        super().__init__()
+        self.spec = spec
+        k2 = spec.kernel ** 2
+        self.weight_heads = nn.ModuleList(nn.Linear(embed_dim, o * i * k2)
+                                          for o, i in spec.layer_shapes)
+        self.bias_heads = nn.ModuleList(nn.Linear(embed_dim, o) for o, _ in spec.layer_shapes)
+
+    def forward(self, e: torch.Tensor) -> NetWeights:
+        # e: (B, embed_dim) -> [(B, out, in, k, k), (B, out)] per layer
+        return [_normalise(self.spec, i, wh(e), bh(e))
+                for i, (wh, bh) in enumerate(zip(self.weight_heads, self.bias_heads))]
+
+
+class SharedWeights(nn.Module):
+    """An ordinary (not generated) primary net: the same weights for every image.
+
+    MIL's single-image regime and its *shared discriminator* ablation use one such critic for all
+    images (REFERENCE §4). Its parameters are raw values normalised like generated ones, so
+    ``forward(batch)`` returns :data:`NetWeights` and runs through :func:`primary_forward`.
+    Initialised so the normalised weights are He-scaled: raw ~ N(0, 1), biases 0.
+    """
+
+    def __init__(self, spec: PrimarySpec, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        k = spec.kernel
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.randn(o, i, k, k, generator=generator))
+            for o, i in spec.layer_shapes)
+        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(o)) for o, _ in spec.layer_shapes)
+
+    def forward(self, batch: int) -> NetWeights:
+        # -> [(batch, out, in, k, k), (batch, out)] per layer (expanded views, no copies)
+        out = []
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            wn, bn = _normalise(self.spec, i, w.unsqueeze(0), b.unsqueeze(0))
+            out.append((wn.expand(batch, *wn.shape[1:]), bn.expand(batch, -1)))
+        return out
+
+
+def lerp_weights(a: NetWeights, b: NetWeights, t: float) -> NetWeights:
+    """``(1 − t)·a + t·b`` layer by layer (MIL's weight-space interpolation, REFERENCE §4)."""
+    return [(torch.lerp(wa, wb, t), torch.lerp(ba, bb, t)) for (wa, ba), (wb, bb) in zip(a, b)]
