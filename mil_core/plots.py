@@ -1,4 +1,5 @@
-"""Figures shared by the notebooks: image grids, pyramids, class-size bars, transform grids.
+"""Figures shared by the notebooks: image grids, pyramids, class-size bars, transform grids,
+training curves.
 
 Each function returns a matplotlib ``Figure``; save it with :func:`mil_core.figures.save_figure`.
 Images are torch tensors, either RGB ``(3, H, W)`` in [-1, 1] (MIL side) or grayscale uint8
@@ -13,7 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid"]
+__all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid",
+           "training_curves"]
 
 
 def to_display(img: torch.Tensor) -> np.ndarray:
@@ -95,5 +97,35 @@ def transform_grid(rows: dict[str, torch.Tensor], size: float = 1.1) -> plt.Figu
                           interpolation="nearest")
             if c == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, Sequence[dict]],
+                    keys: Sequence[tuple[str, str, bool]] = (
+                        ("rec_loss", "reconstruction MSE", True),
+                        ("wasserstein", "critic's Wasserstein estimate", False)),
+                    title: str = "") -> plt.Figure:
+    """Curves of logged training rows (``model.history``), one line per run, scales in turn.
+
+    ``keys``: (column, panel title, log y-axis). Rows need ``scale`` and ``iter``; a row's x is
+    its iteration counted over all scales. Dotted vertical lines mark the start of each scale.
+    """
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.2), squeeze=False)
+    for name, rows in histories.items():
+        rows = list(rows)
+        if not rows:
+            continue
+        per_scale = max(r["iter"] for r in rows) + 1
+        x = [r["iter"] + r["scale"] * per_scale for r in rows]
+        for ax, (key, label, log) in zip(axes[0], keys):
+            ax.plot(x, [r[key] for r in rows], label=name, lw=1.2)
+            ax.set(title=label, xlabel="iteration (scales in turn)", yscale="log" if log else "linear")
+        for ax in axes[0]:
+            for s in range(1, max(r["scale"] for r in rows) + 1):
+                ax.axvline(s * per_scale, color="0.8", ls=":", lw=0.8)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -53,6 +53,8 @@ class GanConfig:
     mil_channels: int = 64        # channels of MIL's generated primary G and D (REFERENCE §4: 64)
     embed_dim: int = 512          # MIL embedding size that every projection head reads (512)
     backbone: str = "resnet34"    # MIL image encoder: "resnet34" (paper) or "resnet-small"
+    mil_lr: float = 5e-5          # MIL Adam lr of G and D (paper 5e-5 for 2000+ steps/scale; the
+    #                               short cpu/smoke budgets need a larger step to get anywhere)
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ PROFILES: dict[str, Profile] = {
                           n_baseline_images=2, n_samples=4, n_diversity=4),
         gan=GanConfig(iters_per_scale=20, dataset_iters_per_scale=20, batch_size=2, steps_d=1,
                       steps_g=1, channels=8, checkpoint_every=10, mil_channels=8,
-                      embed_dim=16, backbone="resnet-small"),
+                      embed_dim=16, backbone="resnet-small", mil_lr=5e-4),
         git=GitConfig(image_size=28, epochs=1, batch_size=64, n_instances=1,
                       ekld_images_per_class=4, ekld_transforms=4, munit_iters=20),
         notebook_timeout_min=10.0,
@@ -128,7 +130,7 @@ PROFILES: dict[str, Profile] = {
                           n_baseline_images=3, n_samples=20, n_diversity=20),
         gan=GanConfig(iters_per_scale=400, dataset_iters_per_scale=600, batch_size=4, steps_d=1,
                       steps_g=1, channels=16, checkpoint_every=100, mil_channels=16,
-                      embed_dim=64, backbone="resnet-small"),
+                      embed_dim=64, backbone="resnet-small", mil_lr=2.5e-4),
         git=GitConfig(image_size=28, epochs=15, batch_size=128, n_instances=3,
                       ekld_images_per_class=20, ekld_transforms=20, munit_iters=2000),
         notebook_timeout_min=45.0,

@@ -7,6 +7,7 @@
 - :func:`diversity`: SinGAN's pixel-std diversity.
 - :func:`patch_nn_distance`, :func:`nearest_reference`: patch nearest neighbours (memorisation,
   leakage between images).
+- :func:`image_metrics`: one table row per image (SWD, diversity, SIFID/mSIFID when possible).
 - :func:`frechet_distance`, :func:`feature_stats`: the Fréchet distance used by SIFID.
 """
 from .frechet import feature_stats, frechet_distance
@@ -19,6 +20,7 @@ from .sifid import (sifid, sifid_folders, sifid_many, sifid_report, spatial_feat
 from .swd import laplacian_pyramid, sliced_wasserstein, swd
 from .diversity import diversity
 from .patches import extract_patches, nearest_reference, patch_nn_distance
+from .report import image_metrics
 
 __all__ = [
     "feature_stats", "frechet_distance",
@@ -29,4 +31,5 @@ __all__ = [
     "laplacian_pyramid", "sliced_wasserstein", "swd",
     "diversity",
     "extract_patches", "nearest_reference", "patch_nn_distance",
+    "image_metrics",
 ]

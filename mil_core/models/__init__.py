@@ -1,5 +1,10 @@
-"""Single-image GAN baselines (SinGAN, ConSinGAN) and the building blocks MIL's nets share."""
+"""Single-image GAN baselines (SinGAN, ConSinGAN), MIL's hyper-GAN and the blocks they share."""
 from .blocks import (ConvBlock, FiveLayerNet, channels_at_scale, init_weights, pad_for, upsample,
                      zero_pad)
 from .singan import SinGAN, SinGANConfig, train_singan
 from .consingan import ConSinGAN, ConSinGANConfig, train_consingan
+from .resnet import ResNetConfig, ResNetEncoder, backbone_config
+from .hypernet import PrimarySpec, ProjectionHeads, SharedWeights, primary_forward
+from .hypergan import REGIMES, HyperGAN, HyperGANConfig
+# the trainer (mil_core.models.hypergan_train) is not imported here: it is also the command-line
+# entry point `python -m mil_core.models.hypergan_train`, which must not be imported twice.

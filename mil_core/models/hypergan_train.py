@@ -388,7 +388,8 @@ def _resume(path: Path, cfg: HyperGANConfig, seed: int, digest: str, gen: torch.
 def main(argv: list[str] | None = None) -> int:
     """``python -m mil_core.models.hypergan_train --images bundled --limit 8 --profile cpu
     --out runs/mil`` (prefix with ``python -m torch.distributed.run --nproc_per_node K`` for
-    DDP). Writes ``OUT/hypergan.safetensors`` (checkpoints, then the final model)."""
+    DDP). Writes ``OUT/hypergan.safetensors``: checkpoints during training, the final model after
+    the last scale (``HyperGAN.load`` reads both)."""
     from ..data.bundled import load_collection
     from ..runtime import set_threads
 
@@ -416,8 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                                           **overrides)
         model = train_hypergan(imgs, cfg, seed=args.seed, checkpoint_dir=args.out,
                                resume=args.resume, show_progress=_dist()[0] == 0)
-        if _dist()[0] == 0:
-            model.save(Path(args.out) / CHECKPOINT_NAME)
+        if _dist()[0] == 0:          # the last scale's checkpoint is the final model
             print(f"trained {model.n_trained} scales on {len(imgs)} images in "
                   f"{model.timings['total_seconds']:.1f} s; saved {args.out}/{CHECKPOINT_NAME}")
     finally:
