@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .runtime import repo_root
 
-__all__ = ["figures_dir", "save_figure"]
+__all__ = ["figures_dir", "save_figure", "save_table"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -58,3 +58,18 @@ def save_figure(fig, name: str, notebook: str | None = None, dpi: int = 150) -> 
     fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "Creator": None,
                                                     "Producer": None})
     return png, pdf
+
+
+def save_table(df, name: str, notebook: str | None = None) -> Path:
+    """Save a pandas DataFrame as ``figures/<notebook>/<name>.csv``, next to the figures it
+    feeds (tidy tables of sweeps, so a figure can be redrawn without re-running the sweep)."""
+    if not isinstance(name, str) or not _NAME.match(name) or name.endswith(".csv"):
+        raise ConfigError(f"table name {name!r} must be a plain stem of letters, digits, '_', '-' "
+                          "or '.', without extension (e.g. 'sweep')")
+    folder = figures_dir(notebook)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.csv"
+    tmp = path.with_suffix(".csv.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path

@@ -68,6 +68,7 @@ class GitConfig:
     ekld_images_per_class: int = 40   # images per class for eKLD (official: 40)
     ekld_transforms: int = 100    # transform samples per image for eKLD (official: 100)
     munit_iters: int = 10_000     # MUNIT iterations (K49: 10k)
+    classifier: str = "resnet20"  # "resnet20" (K49, §6), "resnet32" (CIFAR) or "smallcnn" (fast)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ PROFILES: dict[str, Profile] = {
                       steps_g=1, channels=8, checkpoint_every=10, mil_channels=8,
                       embed_dim=16, backbone="resnet-small", mil_lr=5e-4),
         git=GitConfig(image_size=28, epochs=1, batch_size=64, n_instances=1,
-                      ekld_images_per_class=4, ekld_transforms=4, munit_iters=20),
+                      ekld_images_per_class=4, ekld_transforms=4, munit_iters=20,
+                      classifier="smallcnn"),
         notebook_timeout_min=10.0,
     ),
     "cpu": Profile(
@@ -132,7 +134,8 @@ PROFILES: dict[str, Profile] = {
                       steps_g=1, channels=16, checkpoint_every=100, mil_channels=16,
                       embed_dim=64, backbone="resnet-small", mil_lr=2.5e-4),
         git=GitConfig(image_size=28, epochs=15, batch_size=128, n_instances=3,
-                      ekld_images_per_class=20, ekld_transforms=20, munit_iters=2000),
+                      ekld_images_per_class=20, ekld_transforms=20, munit_iters=2000,
+                      classifier="smallcnn"),
         notebook_timeout_min=45.0,
     ),
     "paper": Profile(

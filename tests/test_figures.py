@@ -42,3 +42,17 @@ def test_bad_names_are_refused(bad, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="figure name"):
         save_figure(fig, bad)
     plt.close(fig)
+
+
+def test_save_table_writes_csv_next_to_figures(tmp_path, monkeypatch):
+    import pandas as pd
+    from mil_core.figures import save_table
+    monkeypatch.setenv("MIL_FIGURES_DIR", str(tmp_path))
+    df = pd.DataFrame({"class": [0, 1], "ekld": [0.5, 0.25]})
+    path = save_table(df, "sweep", notebook="09_x.ipynb")
+    assert path == tmp_path / "09_x" / "sweep.csv"
+    back = pd.read_csv(path)
+    assert back["ekld"].tolist() == [0.5, 0.25]
+    assert not list((tmp_path / "09_x").glob("*.tmp"))
+    with pytest.raises(ConfigError, match="plain stem"):
+        save_table(df, "sweep.csv")

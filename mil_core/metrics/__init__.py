@@ -9,6 +9,7 @@
   leakage between images).
 - :func:`image_metrics`: one table row per image (SWD, diversity, SIFID/mSIFID when possible).
 - :func:`frechet_distance`, :func:`feature_stats`: the Fréchet distance used by SIFID.
+- :func:`ekld`, :class:`EKLDResult`, :func:`bootstrap_ci`: GIT's per-class eKLD invariance (§6).
 """
 from .frechet import feature_stats, frechet_distance
 from .inception import (INCEPTION_WEIGHTS_ENV, INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL,
@@ -21,6 +22,7 @@ from .swd import laplacian_pyramid, sliced_wasserstein, swd
 from .diversity import diversity
 from .patches import extract_patches, nearest_reference, patch_nn_distance
 from .report import image_metrics
+from .ekld import EKLDResult, bootstrap_ci, ekld, kl_from_logits
 
 __all__ = [
     "feature_stats", "frechet_distance",
@@ -32,4 +34,5 @@ __all__ = [
     "diversity",
     "extract_patches", "nearest_reference", "patch_nn_distance",
     "image_metrics",
+    "EKLDResult", "bootstrap_ci", "ekld", "kl_from_logits",
 ]

@@ -8,3 +8,4 @@ from .hypernet import PrimarySpec, ProjectionHeads, SharedWeights, primary_forwa
 from .hypergan import REGIMES, HyperGAN, HyperGANConfig
 # the trainer (mil_core.models.hypergan_train) is not imported here: it is also the command-line
 # entry point `python -m mil_core.models.hypergan_train`, which must not be imported twice.
+from .classifiers import CLASSIFIERS, CifarResNet, SmallCNN, make_classifier

@@ -1,0 +1,8 @@
+"""Long-tailed classification for Generative Invariance Transfer (REFERENCE §6): losses (CE,
+focal, LDAM, effective-number weights), the trainer with GIT's train rules (ERM, resampling, DRS,
+reweighting, DRW) and the oracle, and evaluation helpers."""
+from .losses import (LOSSES, CrossEntropyLoss, FocalLoss, LDAMLoss, effective_number_weights,
+                     ldam_margins, make_loss)
+from .trainer import (CHECKPOINT_NAME, RULES, ClassifierConfig, ClassifierRun, epoch_indices,
+                      epoch_plan, evaluate, lr_at_epoch, predict_proba, step_epochs,
+                      train_classifier, warmup_length)
