@@ -170,9 +170,13 @@ class SharedWeights(nn.Module):
     """An ordinary (not generated) primary net: the same weights for every image.
 
     MIL's single-image regime and its *shared discriminator* ablation use one such critic for all
-    images (REFERENCE §4). Its parameters are raw values normalised like generated ones, so
-    ``forward(batch)`` returns :data:`NetWeights` and runs through :func:`primary_forward`.
-    Initialised so the normalised weights are He-scaled: raw ~ N(0, 1), biases 0.
+    images (REFERENCE §4). ``forward(batch)`` returns its weights as :data:`NetWeights` (expanded
+    views, no copies) so it runs through :func:`primary_forward` like a generated net.
+
+    The parameters *are* the conv weights, He-initialised (``N(0, 1)·gain/sqrt(in·k·k)``, biases
+    0), as in an ordinary conv net. They are deliberately not stored raw and rescaled in the
+    forward pass like generated weights: with Adam that would shrink every update by
+    ``sqrt(in·k·k)`` and leave the critic far behind the generator.
     """
 
     def __init__(self, spec: PrimarySpec, generator: torch.Generator | None = None) -> None:
@@ -180,17 +184,15 @@ class SharedWeights(nn.Module):
         self.spec = spec
         k = spec.kernel
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.randn(o, i, k, k, generator=generator))
-            for o, i in spec.layer_shapes)
+            nn.Parameter(torch.randn(o, i, k, k, generator=generator)
+                         * (spec.gain(layer) / math.sqrt(i * k * k)))
+            for layer, (o, i) in enumerate(spec.layer_shapes))
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(o)) for o, _ in spec.layer_shapes)
 
     def forward(self, batch: int) -> NetWeights:
         # -> [(batch, out, in, k, k), (batch, out)] per layer (expanded views, no copies)
-        out = []
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            wn, bn = _normalise(self.spec, i, w.unsqueeze(0), b.unsqueeze(0))
-            out.append((wn.expand(batch, *wn.shape[1:]), bn.expand(batch, -1)))
-        return out
+        return [(w.unsqueeze(0).expand(batch, *w.shape), b.unsqueeze(0).expand(batch, -1))
+                for w, b in zip(self.weights, self.biases)]
 
 
 def lerp_weights(a: NetWeights, b: NetWeights, t: float) -> NetWeights:
