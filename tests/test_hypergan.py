@@ -220,6 +220,18 @@ def test_each_image_gets_its_own_gan(trained):
     torch.testing.assert_close(model.reconstruct(images[1:]), rec[1:], atol=1e-5, rtol=1e-5)
 
 
+def test_sampling_with_the_training_seed_does_not_replay_z_star(trained):
+    # the training noise stream is offset from the seed: sampling with Generator(seed) must not
+    # reuse z* (which made "sample 0" of the first image its reconstruction)
+    model, images, _, _ = trained
+    n0 = model.shapes[0]
+    first = torch.randn(1, 3, *n0, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(first, model.z_star)
+    sample = model.generate(images[:1], 1, generator=torch.Generator().manual_seed(0))[0, 0]
+    rec = model.reconstruct(images[:1])[0]
+    assert (sample - rec).abs().mean() > 1e-3
+
+
 def test_user_images_are_not_modified(trained):
     _, images, originals, _ = trained
     for img, orig in zip(images, originals):

@@ -171,7 +171,7 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     dev = torch.device(device)
 
     gen = torch.Generator()                                       # every draw of the run
-    gen.manual_seed(int(seed))
+    gen.manual_seed(_stream_seed(seed))
     with torch.random.fork_rng(devices=[]):                       # seeded init, global RNG kept
         torch.manual_seed(int(seed))
         model = HyperGAN(cfg, torch.zeros(1, 3, *canonical_shapes(cfg.pyramid)[0]))
@@ -271,6 +271,13 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
+
+
+def _stream_seed(seed: int) -> int:
+    """The training generator's seed: offset from ``seed`` so that a user who samples with
+    ``torch.Generator().manual_seed(seed)`` does not replay the training draws (the first of
+    which is z*, so "sample 0" would be the reconstruction)."""
+    return int(seed) + 2 ** 40
 
 
 class _Batch:
