@@ -276,8 +276,9 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
 def _stream_seed(seed: int) -> int:
     """The training generator's seed: offset from ``seed`` so that a user who samples with
     ``torch.Generator().manual_seed(seed)`` does not replay the training draws (the first of
-    which is z*, so "sample 0" would be the reconstruction)."""
-    return int(seed) + 2 ** 40
+    which is z*, so "sample 0" would be the reconstruction). A multiplicative hash within 32
+    bits: torch's CPU generator keeps only the low 32 bits of a seed."""
+    return (int(seed) * 2654435761 + 0x9E3779B9) % 2 ** 32
 
 
 class _Batch:
