@@ -298,9 +298,13 @@ def test_ddp_two_processes_match_one(tmp_path):
     # max difference of 0.16·lr, 0.001 % of the elements off by more than 1e-5 and losses equal
     # to 2e-5; other seeds up to 3·lr, 0.7 % and 4 %. Dropping the gradient all-reduce instead
     # moves 49 % of the elements (12·lr) and the losses by 20×, so these bounds catch real bugs.
+    # Losses: tight on the first scale (before the float-order noise is amplified), loose after;
+    # d_loss and wasserstein are small differences of larger terms, hence the absolute slack.
     for ra, rb in zip(a.history, b.history):
+        first = ra["scale"] == 0
         for key in ("d_loss", "g_adv", "rec_loss", "wasserstein", "noise_amp"):
-            assert ra[key] == pytest.approx(rb[key], rel=0.05, abs=1e-4), (ra["step"], key)
+            tol = dict(rel=1e-3, abs=1e-5) if first else dict(rel=0.05, abs=1e-3)
+            assert ra[key] == pytest.approx(rb[key], **tol), (ra["step"], key)
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     total = off = 0
