@@ -31,7 +31,8 @@ from safetensors.torch import save as st_save
 
 from .errors import CheckpointError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_metadata", "FORMAT", "VERSION"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_metadata", "check_same_run", "FORMAT",
+           "VERSION"]
 
 FORMAT = "mil-companion-checkpoint"
 VERSION = 1
@@ -211,3 +212,17 @@ def load_checkpoint(path: str | os.PathLike,
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path} has a damaged skeleton entry; it cannot be restored") from exc
     return _decode(skeleton, tensors)
+
+
+def check_same_run(path: str | os.PathLike, what: str, saved_config: Mapping[str, Any],
+                   config: Mapping[str, Any], saved_seed: Any, seed: int) -> None:
+    """Refuse to resume a run from ``path`` written with another config or seed.
+
+    ``what`` names the config class in the message (e.g. ``"SinGANConfig"``).
+    """
+    if dict(saved_config) != dict(config):
+        raise CheckpointError(f"{path} was written with another {what}; use another "
+                              "checkpoint_dir or resume=False")
+    if saved_seed != seed:
+        raise CheckpointError(f"{path} was written with seed {saved_seed}, not {seed}; "
+                              "use another checkpoint_dir or resume=False")

@@ -23,7 +23,6 @@ and :meth:`HyperGAN.generator_weights` (for interpolation and feed-forward model
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +32,7 @@ import torch.nn as nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.pyramid import PyramidConfig, center_crop_to_aspect, plan_pyramid, resize_to
+from .. import validation as check
 from ..errors import CheckpointError, ConfigError, DataError
 from ..profiles import Profile, get_profile
 from .blocks import check_gan_image, upsample, zero_pad
@@ -117,11 +117,9 @@ class HyperGANConfig:
             raise ConfigError("HyperGANConfig.pyramid needs a forced aspect and a fixed n_scales "
                               "(every image of a data set shares one pyramid), e.g. "
                               "PyramidConfig.from_profile(profile.image, 'mil')")
-        for name in ("embed_size", "embed_dim", "channels", "iters_per_scale", "batch_size",
-                     "steps_d", "steps_g", "checkpoint_every", "log_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"HyperGANConfig.{name} must be a positive integer, got {v!r}")
+        check.positive_ints(self, ("embed_size", "embed_dim", "channels", "iters_per_scale",
+                                   "batch_size", "steps_d", "steps_g", "checkpoint_every",
+                                   "log_every"))
         if self.embed_size < 16:
             raise ConfigError(f"HyperGANConfig.embed_size must be >= 16, got {self.embed_size}")
         backbone_config(self.backbone, "group")            # raises for an unknown name
@@ -131,20 +129,10 @@ class HyperGANConfig:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"HyperGANConfig.{name} must be one of {allowed}, got "
                                   f"{getattr(self, name)!r}")
-        for name in ("lr_g", "lr_d"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"HyperGANConfig.{name} must be a positive number, got {v!r}")
-        for name in ("grad_clip", "lambda_grad", "alpha", "noise_amp_factor"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ConfigError(f"HyperGANConfig.{name} must be a number >= 0, got {v!r}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(f"HyperGANConfig.betas must be two numbers in [0, 1), got "
-                              f"{self.betas!r}")
-        if not isinstance(self.lr_decay_at, (int, float)) or not 0.0 < self.lr_decay_at <= 1.0:
-            raise ConfigError(f"HyperGANConfig.lr_decay_at must be in (0, 1], got "
-                              f"{self.lr_decay_at!r}")
+        check.positive_numbers(self, ("lr_g", "lr_d"))
+        check.nonnegative_numbers(self, ("grad_clip", "lambda_grad", "alpha", "noise_amp_factor"))
+        check.adam_betas(self)
+        check.fraction(self, "lr_decay_at")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (inverse: ``HyperGANConfig(**d)``)."""

@@ -44,7 +44,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import check_same_run, load_checkpoint
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
 from ..losses import critic_loss, reconstruction_loss
 from ..runtime import get_device, progress
@@ -372,12 +372,8 @@ def _resume(path: Path, cfg: HyperGANConfig, seed: int, digest: str, gen: torch.
     state = load_checkpoint(path)
     model = HyperGAN.from_state(state)
     extra = state.get("extra") or {}
-    if model.config.to_dict() != cfg.to_dict():
-        raise CheckpointError(f"{path} was written with another HyperGANConfig; use another "
-                              "checkpoint_dir or resume=False")
-    if extra.get("seed") != int(seed):
-        raise CheckpointError(f"{path} was written with seed {extra.get('seed')}, not {seed}; "
-                              "use another checkpoint_dir or resume=False")
+    check_same_run(path, "HyperGANConfig", model.config.to_dict(), cfg.to_dict(), extra.get("seed"),
+                   int(seed))
     if extra.get("data") != digest:
         raise CheckpointError(f"{path} was trained on other images; use another checkpoint_dir "
                               "or resume=False")

@@ -25,7 +25,6 @@ fake is recomputed for every generator step), no global options object, checkpoi
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,9 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import check_same_run, load_checkpoint, save_checkpoint
 from ..data.pyramid import PyramidConfig, build_pyramid, plan_pyramid, resize_to
+from .. import validation as check
 from ..errors import CheckpointError, ConfigError, DataError
 from ..losses import critic_loss, generator_adv_loss, noise_amplitude, reconstruction_loss
 from ..profiles import Profile, get_profile
@@ -98,25 +98,12 @@ class SinGANConfig:
             raise ConfigError(f"SinGANConfig.pyramid must be a PyramidConfig, got "
                               f"{type(self.pyramid).__name__}")
         self.pyramid.validate()
-        for name in ("channels", "max_channels", "iters_per_scale", "steps_d", "steps_g",
-                     "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"SinGANConfig.{name} must be a positive integer, got {v!r}")
-        for name in ("lr_g", "lr_d"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"SinGANConfig.{name} must be a positive number, got {v!r}")
-        for name in ("lambda_grad", "alpha", "noise_amp_init"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ConfigError(f"SinGANConfig.{name} must be a number >= 0, got {v!r}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(f"SinGANConfig.betas must be two numbers in [0, 1), got "
-                              f"{self.betas!r}")
-        if not isinstance(self.lr_decay_at, (int, float)) or not 0.0 < self.lr_decay_at <= 1.0:
-            raise ConfigError(f"SinGANConfig.lr_decay_at must be in (0, 1] (1: no decay), got "
-                              f"{self.lr_decay_at!r}")
+        check.positive_ints(self, ("channels", "max_channels", "iters_per_scale", "steps_d",
+                                   "steps_g", "batch_size"))
+        check.positive_numbers(self, ("lr_g", "lr_d"))
+        check.nonnegative_numbers(self, ("lambda_grad", "alpha", "noise_amp_init"))
+        check.adam_betas(self)
+        check.fraction(self, "lr_decay_at", "(1: no decay)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (inverse: ``SinGANConfig(**d)``)."""
@@ -444,12 +431,8 @@ def _resume(path: Path, cfg: SinGANConfig, reals: list[torch.Tensor], seed: int
     state = load_checkpoint(path)
     model = SinGAN.from_state(state)
     extra = state.get("extra") or {}
-    if model.config.to_dict() != cfg.to_dict():
-        raise CheckpointError(f"{path} was written with another SinGANConfig; use another "
-                              "checkpoint_dir or resume=False")
-    if extra.get("seed") != seed:
-        raise CheckpointError(f"{path} was written with seed {extra.get('seed')}, not {seed}; "
-                              "use another checkpoint_dir or resume=False")
+    check_same_run(path, "SinGANConfig", model.config.to_dict(), cfg.to_dict(), extra.get("seed"),
+                   seed)
     same = len(reals) == model.n_scales and all(
         a.shape == b.shape and torch.allclose(a, b, atol=1e-6) for a, b in zip(reals, model.reals))
     if not same:
