@@ -36,6 +36,7 @@ import hashlib
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -170,14 +171,7 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
                   if world > 1 and torch.cuda.is_available() else get_device())
     dev = torch.device(device)
 
-    gen = torch.Generator()                                       # every draw of the run
-    gen.manual_seed(_stream_seed(seed))
-    with torch.random.fork_rng(devices=[]):                       # seeded init, global RNG kept
-        torch.manual_seed(int(seed))
-        model = HyperGAN(cfg, torch.zeros(1, 3, *canonical_shapes(cfg.pyramid)[0]))
-        model.G.add_head()
-    model.z_star.copy_(torch.randn(model.z_star.shape, generator=gen))   # z*, shared by all
-    reals, emb, digest = _prepare_data(model, images)
+    model, gen, reals, emb, digest = _init_run(images, cfg, seed)
     n_img = emb.shape[0]
     if cfg.batch_size > n_img:
         raise ConfigError(f"batch_size {cfg.batch_size} exceeds the {n_img} training images; "
@@ -185,8 +179,8 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     if cfg.batch_size % world:
         raise ConfigError(f"batch_size {cfg.batch_size} must be divisible by the {world} "
                           "processes of this distributed run")
-    local = cfg.batch_size // world
     sampler = BatchSampler(n_img, cfg.batch_size, seed)
+    run = _Run(gen=gen, rank=rank, local=cfg.batch_size // world, world=world)
 
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     pos = {"scale": 0, "iter": 0, "step": 0, "amp": 1.0}
@@ -198,19 +192,7 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     last_good = ckpt if (ckpt is not None and ckpt.exists()) else None
 
     for n in range(pos["scale"], model.n_scales):
-        if len(model.G.heads) == n:
-            model.G.add_head()                       # a copy of head n−1
-        model.G.encoder.requires_grad_(True)
-        for s, head in enumerate(model.G.heads):
-            head.requires_grad_(s == n)
-        model.D.requires_grad_(True)
-        g_train = [p for p in model.G.parameters() if p.requires_grad]
-        g_run: nn.Module = model.G
-        d_run: nn.Module = model.D
-        if world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            ids = [dev.index] if dev.type == "cuda" else None
-            g_run, d_run = DDP(model.G, device_ids=ids), DDP(model.D, device_ids=ids)
+        g_run, d_run, g_train = _prepare_scale(model, n, dev, world)
         opt_g = torch.optim.Adam(g_train, lr=cfg.lr_g, betas=cfg.betas)
         opt_d = torch.optim.Adam(model.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
         start_it = pos["iter"] if n == pos["scale"] else 0
@@ -228,10 +210,9 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
             for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
                 for group in opt.param_groups:
                     group["lr"] = lr * scale
-            idx = sampler.next()[rank * local:(rank + 1) * local]
-            batch = _Batch([r[idx].to(dev) for r in reals[:n + 1]], emb[idx].to(dev))
-            amp, row = _iteration(model, g_run, d_run, opt_g, opt_d, g_train, batch, n, amp,
-                                  gen, rank, local, world)
+            batch = _batch(reals, emb, _share(sampler.next(), run), n, dev)
+            amp, row = _iteration(model, (g_run, d_run), (opt_g, opt_d), g_train, batch, n,
+                                  amp, run)
             pos["step"] += 1
             if not all(math.isfinite(v) for v in row.values()):
                 where = (f"the last good checkpoint is {last_good}" if last_good is not None
@@ -281,6 +262,21 @@ def _stream_seed(seed: int) -> int:
     return (int(seed) * 2654435761 + 0x9E3779B9) % 2 ** 32
 
 
+@dataclass(frozen=True)
+class _Run:
+    """Per-run constants of one process: the shared generator of every random draw, this
+    process's rank, its share of a global batch and the number of processes."""
+    gen: torch.Generator
+    rank: int
+    local: int       # images per process and step: batch_size // world
+    world: int
+
+    @property
+    def batch(self) -> int:
+        """The global batch size."""
+        return self.local * self.world
+
+
 class _Batch:
     """One process's share of a global batch: the pyramid ``reals`` [(b, 3, H_s, W_s)] up to the
     trained scale and the encoders' input ``emb`` (b, 3, S, S)."""
@@ -289,69 +285,142 @@ class _Batch:
         self.reals, self.emb = reals, emb
 
 
-def _draw(gen: torch.Generator, shapes: list[tuple[int, int]], batch: int, rank: int,
-          local: int, dev: torch.device) -> list[torch.Tensor]:
-    """Noise for the *global* batch from the shared generator, then this process's share."""
-    sl = slice(rank * local, (rank + 1) * local)
-    return [torch.randn(batch, 3, *s, generator=gen)[sl].to(dev) for s in shapes]
+def _init_run(images: Sequence[torch.Tensor] | torch.Tensor, cfg: HyperGANConfig, seed: int
+              ) -> tuple[HyperGAN, torch.Generator, list[torch.Tensor], torch.Tensor, str]:
+    """Seeded model (with head 0), the run's generator (after drawing z*), and the data."""
+    gen = torch.Generator()                                       # every draw of the run
+    gen.manual_seed(_stream_seed(seed))
+    with torch.random.fork_rng(devices=[]):                       # seeded init, global RNG kept
+        torch.manual_seed(int(seed))
+        model = HyperGAN(cfg, torch.zeros(1, 3, *canonical_shapes(cfg.pyramid)[0]))
+        model.G.add_head()
+    model.z_star.copy_(torch.randn(model.z_star.shape, generator=gen))   # z*, shared by all
+    reals, emb, digest = _prepare_data(model, images)
+    return model, gen, reals, emb, digest
 
 
-def _iteration(model: HyperGAN, g_run: nn.Module, d_run: nn.Module, opt_g: torch.optim.Optimizer,
-               opt_d: torch.optim.Optimizer, g_train: list[nn.Parameter], batch: _Batch, n: int,
-               amp: float, gen: torch.Generator, rank: int, local: int, world: int
-               ) -> tuple[float, dict[str, float]]:
-    """One iteration at scale ``n``: σ_n update, ``steps_d`` critic and ``steps_g`` G steps."""
-    cfg, dev = model.config, model.device
-    shapes, big = model.shapes[:n + 1], local * world
-    real = batch.reals[n]                                                  # (b, 3, H_n, W_n)
-    d_spec = cfg.d_spec
+def _prepare_scale(model: HyperGAN, n: int, dev: torch.device, world: int
+                   ) -> tuple[nn.Module, nn.Module, list[nn.Parameter]]:
+    """Start scale ``n``: head ``n`` (a copy of head ``n−1``) is the only trainable head, the
+    encoders and the critic train; under DDP the generator and critic are wrapped so that their
+    gradients are averaged over processes. Returns (G to run, D to run, G's trained params)."""
+    if len(model.G.heads) == n:
+        model.G.add_head()                       # a copy of head n−1
+    model.G.encoder.requires_grad_(True)
+    for s, head in enumerate(model.G.heads):
+        head.requires_grad_(s == n)
+    model.D.requires_grad_(True)
+    g_train = [p for p in model.G.parameters() if p.requires_grad]
+    g_run, d_run = _wrap_ddp(model.G, dev, world), _wrap_ddp(model.D, dev, world)
+    return g_run, d_run, g_train
 
-    # generated weights without gradients: σ_n from the batch's reconstruction, then the fakes
+
+def _wrap_ddp(module: nn.Module, dev: torch.device, world: int) -> nn.Module:
+    """``module`` in DistributedDataParallel when several processes train (else itself)."""
+    if world == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    return DDP(module, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+
+def _share(values: torch.Tensor, run: _Run) -> torch.Tensor:
+    """This process's contiguous share of a tensor drawn for the global batch (dim 0)."""
+    return values[run.rank * run.local:(run.rank + 1) * run.local]
+
+
+def _batch(reals: list[torch.Tensor], emb: torch.Tensor, idx: torch.Tensor, n: int,
+           dev: torch.device) -> _Batch:
+    return _Batch([r[idx].to(dev) for r in reals[:n + 1]], emb[idx].to(dev))
+
+
+def _draw(model: HyperGAN, n: int, run: _Run) -> list[torch.Tensor]:
+    """Noise maps of scales 0…n for the *global* batch from the shared generator, then this
+    process's share: every process makes the same draws, whatever its rank."""
+    return [_share(torch.randn(run.batch, 3, *s, generator=run.gen), run).to(model.device)
+            for s in model.shapes[:n + 1]]
+
+
+def _noise_amp(model: HyperGAN, batch: _Batch, w_now: list[Any], n: int, amp: float,
+               run: _Run) -> float:
+    """σ_n of the scale being trained: ``factor · RMSE(x_n, ↑x̃_{n−1})`` over the global batch
+    (the processes' equal-size shares are averaged), ``amp`` unchanged at scale 0."""
+    if n == 0:
+        return amp
+    real = batch.reals[n]
     with torch.no_grad():
+        rec_prev = model.run_scales(w_now[:n], 1, reconstruct=True)
+        mse = F.mse_loss(F.interpolate(rec_prev, size=real.shape[-2:], mode="bilinear",
+                                       align_corners=False), real)
+    return model.config.noise_amp_factor * math.sqrt(float(_mean_all(mse, run.world)))
+
+
+def _critic_backward(model: HyperGAN, d_run: nn.Module, batch: _Batch, w_now: list[Any],
+                     amps: list[float], noise: list[torch.Tensor], eps: torch.Tensor
+                     ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. 12 on this process's share and its backward pass (DDP averages the gradients)."""
+    cfg = model.config
+    with torch.no_grad():
+        fake = model.run_scales(w_now, 1, noise=noise, amps=amps)         # (b, 3, H_n, W_n)
+    d_w = d_run(batch.emb)                                                 # one critic per image
+    d_loss, parts = critic_loss(lambda x: primary_forward(x, d_w, cfg.d_spec), batch.reals[-1],
+                                fake, cfg.lambda_grad, eps=eps)
+    d_loss.backward()
+    return d_loss, parts
+
+
+def _generator_backward(model: HyperGAN, g_run: nn.Module, batch: _Batch, n: int,
+                        amps: list[float], noise: list[torch.Tensor]
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 13–15 on this process's share and its backward pass. Returns (L_G, adv, rec)."""
+    cfg = model.config
+    _, w = g_run(batch.emb, n + 1)                        # the encoder runs once per step
+    fake = model.run_scales(w, 1, noise=noise, amps=amps)
+    with torch.no_grad():
+        d_w = model.D(batch.emb)                          # the critic is fixed in the G step
+    g_adv = -primary_forward(fake, d_w, cfg.d_spec).mean()
+    recs = model.run_scales(w, 1, reconstruct=True, keep_all=True)
+    if cfg.rec_mode == "accumulated":                      # Eq. 15
+        rec_loss = sum(reconstruction_loss(r, x) for r, x in zip(recs, batch.reals))
+    else:                                                  # current scale only
+        rec_loss = reconstruction_loss(recs[-1], batch.reals[-1])
+    g_loss = g_adv + cfg.alpha * rec_loss
+    g_loss.backward()
+    return g_loss, g_adv, rec_loss
+
+
+def _iteration(model: HyperGAN, nets: tuple[nn.Module, nn.Module],
+               opts: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+               g_train: list[nn.Parameter], batch: _Batch, n: int, amp: float, run: _Run
+               ) -> tuple[float, dict[str, float]]:
+    """One iteration at scale ``n``: σ_n update, ``steps_d`` critic and ``steps_g`` G steps.
+    ``nets`` are (G, D) as run (DDP-wrapped when distributed), ``opts`` their optimizers."""
+    cfg = model.config
+    (g_run, d_run), (opt_g, opt_d) = nets, opts
+    with torch.no_grad():                                 # generated weights, no gradients
         _, w_now = model.G(batch.emb, n + 1)
-        if n > 0:
-            rec_prev = model.run_scales(w_now[:n], 1, reconstruct=True)
-            mse = F.mse_loss(F.interpolate(rec_prev, size=real.shape[-2:], mode="bilinear",
-                                           align_corners=False), real)
-            amp = cfg.noise_amp_factor * math.sqrt(float(_mean_all(mse.detach(), world)))
+    amp = _noise_amp(model, batch, w_now, n, amp, run)
     amps = list(model.noise_amps[:n]) + [amp]
 
     for _ in range(cfg.steps_d):
-        noise = _draw(gen, shapes, big, rank, local, dev)
-        eps = torch.rand(big, generator=gen)[rank * local:(rank + 1) * local]
-        with torch.no_grad():
-            fake = model.run_scales(w_now, 1, noise=noise, amps=amps)     # (b, 3, H_n, W_n)
-        d_w = d_run(batch.emb)                                             # one critic per image
-        d_loss, parts = critic_loss(lambda x: primary_forward(x, d_w, d_spec), real, fake,
-                                    cfg.lambda_grad, eps=eps)
+        noise = _draw(model, n, run)
+        eps = _share(torch.rand(run.batch, generator=run.gen), run)
         opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        d_loss, parts = _critic_backward(model, d_run, batch, w_now, amps, noise, eps)
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.D.parameters(), cfg.grad_clip)
         opt_d.step()
 
     for _ in range(cfg.steps_g):
-        noise = _draw(gen, shapes, big, rank, local, dev)
-        _, w = g_run(batch.emb, n + 1)                    # the encoder runs once per step
-        fake = model.run_scales(w, 1, noise=noise, amps=amps)
-        with torch.no_grad():
-            d_w = model.D(batch.emb)                      # the critic is fixed in the G step
-        g_adv = -primary_forward(fake, d_w, d_spec).mean()
-        recs = model.run_scales(w, 1, reconstruct=True, keep_all=True)
-        if cfg.rec_mode == "accumulated":                  # Eq. 15
-            rec_loss = sum(reconstruction_loss(r, x) for r, x in zip(recs, batch.reals))
-        else:                                              # current scale only
-            rec_loss = reconstruction_loss(recs[-1], real)
-        g_loss = g_adv + cfg.alpha * rec_loss
+        noise = _draw(model, n, run)
         opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        g_loss, g_adv, rec_loss = _generator_backward(model, g_run, batch, n, amps, noise)
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(g_train, cfg.grad_clip)
         opt_g.step()
 
     vals = torch.tensor([d_loss.item(), g_loss.item(), g_adv.item(), float(rec_loss.detach()),
                          parts["wasserstein"], parts["gp"]], dtype=torch.float64)
-    vals = _mean_all(vals, world).tolist()
+    vals = _mean_all(vals, run.world).tolist()
     keys = ("d_loss", "g_loss", "g_adv", "rec_loss", "wasserstein", "gp")
     return amp, dict(zip(keys, vals))
 
