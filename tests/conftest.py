@@ -1,4 +1,5 @@
-"""Shared test settings: one torch thread (CI has 2 cores), offline, a non-interactive backend."""
+"""Shared test settings: one torch thread (CI has 2 cores; ``MIL_TEST_THREADS=2`` runs the suite
+with two, as the machine-independence audit does), offline, a non-interactive backend."""
 import os
 
 os.environ.setdefault("MIL_OFFLINE", "1")
@@ -7,7 +8,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get("MIL_TEST_THREADS", "1")))
 
 
 @pytest.fixture
