@@ -290,3 +290,80 @@ def test_bad_inputs_raise_clear_errors():
         bootstrap_ci([])
     with pytest.raises(ConfigError, match="level"):
         bootstrap_ci([1.0, 2.0], level=1.5)
+
+
+# -----------------------------------------------------------------------------
+# what the scores are: logits, log-probabilities or probabilities
+
+_PROBS_AS_LOGITS = (
+    "look like probabilities (every row is non-negative and sums to 1 within 0.0001), but {w} "
+    "expects logits (unnormalised scores) unless told otherwise; a softmax over probabilities "
+    "gives a silently wrong KL. Pass inputs=\"probs\" for probabilities (or "
+    "inputs=\"log_probs\" for log-probabilities); if these really are logits, add a constant to "
+    "them (the softmax is unchanged).")
+
+
+def test_kl_closed_form_for_logits_log_probs_and_probs():
+    lp = torch.tensor([[2.0, 0.0], [0.5, 0.5]], dtype=torch.float64)     # unnormalised
+    lq = torch.tensor([[0.0, 0.0], [3.0, 1.0]], dtype=torch.float64)
+    # by hand: p = (σ(2), 1 − σ(2)) against q = (1/2, 1/2); p = (1/2, 1/2) against (σ(2), …)
+    s = 1.0 / (1.0 + math.exp(-2.0))
+    kl0 = s * math.log(2 * s) + (1 - s) * math.log(2 * (1 - s))
+    kl1 = 0.5 * math.log(0.5 / s) + 0.5 * math.log(0.5 / (1 - s))
+    expected = torch.tensor([kl0, kl1], dtype=torch.float64)
+    assert kl0 == pytest.approx(0.3278, abs=1e-4) and kl1 == pytest.approx(0.4338, abs=1e-4)
+    torch.testing.assert_close(kl_from_logits(lp, lq), expected, rtol=0, atol=1e-12)
+    p, q = lp.softmax(1), lq.softmax(1)
+    with pytest.raises(DataError) as info:                   # probabilities passed as logits
+        kl_from_logits(p, q)
+    assert str(info.value) == "kl_from_logits: logits_p " + _PROBS_AS_LOGITS.format(
+        w="kl_from_logits")
+    wrong = kl_from_logits(p + 1.0, q + 1.0)                 # what the softmax of p would give
+    assert float(wrong[0]) == pytest.approx(0.0676, abs=1e-4)    # ... about 5× too small
+    torch.testing.assert_close(kl_from_logits(p, q, inputs="probs"), expected, rtol=0, atol=1e-9)
+    torch.testing.assert_close(kl_from_logits(p.log(), q.log(), inputs="log_probs"), expected,
+                               rtol=0, atol=1e-9)
+    torch.testing.assert_close(kl_from_logits(p.log(), q.log()), expected, rtol=0, atol=1e-9)
+
+
+def test_probabilities_with_zeros_and_kinds_that_do_not_match():
+    p = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    half = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+    assert kl_from_logits(p, half, inputs="probs").item() == pytest.approx(math.log(2))
+    assert kl_from_logits(half, p, inputs="probs").item() == math.inf   # q = 0 < p: infinite
+    with pytest.raises(DataError, match=r"inputs=\"probs\" but logits_q are not probabilities"):
+        kl_from_logits(half, torch.tensor([[2.0, 0.0]]), inputs="probs")
+    with pytest.raises(DataError, match=r"inputs=\"log_probs\" but logits_p are not log-prob"):
+        kl_from_logits(half, half.log(), inputs="log_probs")           # probabilities
+    with pytest.raises(DataError, match="logits_q look like probabilities"):
+        kl_from_logits(torch.tensor([[2.0, 0.0]]), half)
+    with pytest.raises(ConfigError, match="inputs must be one of 'logits', 'log_probs', 'probs'"):
+        kl_from_logits(half, half, inputs="softmax")
+    with pytest.raises(DataError, match="same shape"):
+        kl_from_logits(half, torch.zeros(1, 3))
+    one_class = torch.ones(4, 1)                              # K = 1: always p = 1, KL = 0
+    assert torch.equal(kl_from_logits(one_class, one_class), torch.zeros(4, dtype=torch.float64))
+
+
+def test_ekld_of_a_model_returning_probabilities():
+    ds = corner_set((6, 5))
+    kw = dict(images_per_class=100, n_transforms=3)
+    ref = ekld(corner_model, ds, SetCorner(0.3), **kw)      # log-probabilities, the default
+    a_all = ds.images[:, 0, 0].double().numpy() / 255.0
+    for c in range(2):
+        np.testing.assert_allclose(ref.per_image[c], bernoulli_kl(a_all[ref.image_index[c]], 0.3),
+                                   rtol=1e-9, atol=1e-12)
+    probs_model = lambda x: corner_model(x).exp()            # noqa: E731  rows (a, 1 − a)
+    with pytest.raises(DataError) as info:
+        ekld(probs_model, ds, SetCorner(0.3), **kw)
+    assert str(info.value) == "ekld: the outputs of model_or_fn " + _PROBS_AS_LOGITS.format(
+        w="ekld")
+    for model, kind in ((probs_model, "probs"), (corner_model, "log_probs")):
+        res = ekld(model, ds, SetCorner(0.3), inputs=kind, **kw)
+        for c in range(2):
+            np.testing.assert_allclose(res.per_image[c], ref.per_image[c], rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(res.consistency, ref.consistency)
+    with pytest.raises(DataError, match="inputs=\"log_probs\" but the outputs of model_or_fn"):
+        ekld(probs_model, ds, SetCorner(0.3), inputs="log_probs", **kw)
+    with pytest.raises(ConfigError, match="inputs must be one of"):
+        ekld(corner_model, ds, SetCorner(0.3), inputs="scores", **kw)

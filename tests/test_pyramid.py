@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from mil_core.data.pyramid import (PyramidConfig, build_pyramid, effective_scale_factor,
-                                   plan_pyramid, pyramid_shapes, resize_to)
+from mil_core.data import pyramid
+from mil_core.data.pyramid import (PyramidConfig, build_pyramid, check_min_size,
+                                   effective_scale_factor, plan_pyramid, pyramid_shapes, resize_to)
 from mil_core.errors import ConfigError, DataError
 
 
@@ -133,3 +134,49 @@ def test_from_profile_styles():
     assert len(pyramid_shapes(188, 250, sing)) == 10
     with pytest.raises(ConfigError, match="style"):
         PyramidConfig.from_profile(img, "other")
+
+
+def test_check_min_size_names_the_tiny_image():
+    assert "check_min_size" in pyramid.__all__
+    cfg = PyramidConfig()                                    # min_size=25
+    ok = [torch.zeros(3, 25, 40), torch.zeros(3, 188, 250)]
+    check_min_size(ok, cfg)                                  # exactly min_size is fine
+    check_min_size(torch.zeros(2, 3, 30, 30), cfg)
+    check_min_size([], cfg)
+    with pytest.raises(DataError) as info:
+        check_min_size(ok + [torch.zeros(3, 1, 1)], cfg, names=["a", "b", "dot"])
+    assert str(info.value) == (
+        "Image 'dot' is 1×1 (H×W), smaller than the pyramid's min_size=25 px (the short side of "
+        "its coarsest scale), so it cannot be used for training. Use a larger image, or lower the "
+        "pyramid's min_size.")
+    with pytest.raises(DataError) as info:
+        check_min_size(torch.zeros(4, 3, 24, 300), cfg, what="inference")
+    assert str(info.value).startswith("Image 0 is 24×300 (H×W), smaller than the pyramid's "
+                                      "min_size=25 px")
+    assert "cannot be used for inference" in str(info.value)
+    check_min_size([torch.zeros(3, 1, 1)], PyramidConfig(min_size=1, max_size=250))
+
+
+def test_check_min_size_with_a_forced_aspect_checks_the_crop():
+    cfg = PyramidConfig(aspect=0.75, min_size=25)
+    check_min_size([torch.zeros(3, 30, 40)], cfg)            # crop 30×40
+    with pytest.raises(DataError) as info:
+        check_min_size([torch.zeros(3, 200, 30)], cfg)       # crop 22×30: too short
+    assert str(info.value) == (
+        "Image 0 is 200×30 (H×W), and its centre crop to aspect 0.75 (H/W) is 22×30, smaller "
+        "than the pyramid's min_size=25 px, so it cannot be used for training. Use a larger "
+        "image, or lower the pyramid's min_size.")
+    with pytest.raises(DataError):                           # plan_pyramid agrees
+        plan_pyramid(200, 30, cfg)
+
+
+def test_check_min_size_bad_arguments():
+    cfg = PyramidConfig()
+    with pytest.raises(ConfigError, match="one name per image"):
+        check_min_size([torch.zeros(3, 30, 30)], cfg, names=["a", "b"])
+    with pytest.raises(ConfigError, match="one name per image"):
+        check_min_size([torch.zeros(3, 30, 30)], cfg, names="a")
+    with pytest.raises(DataError, match="image 1"):
+        check_min_size([torch.zeros(3, 30, 30), torch.zeros(30, 30)], cfg)
+    with pytest.raises(DataError, match=r"\(3, 30, 30\)"):
+        check_min_size(torch.zeros(3, 30, 30), cfg)          # one image must be in a list

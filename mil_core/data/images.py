@@ -2,9 +2,30 @@
 
 Every GAN here (SinGAN, ConSinGAN, MIL; REFERENCE §2–§4) works on RGB tensors in [-1, 1]. This
 module turns any file a user is likely to point at — grayscale, palette, transparent, CMYK,
-16-bit, EXIF-rotated — into such a tensor, and turns every file that cannot be used (unreadable,
-truncated, empty, not an image, too small) into ONE :class:`~mil_core.errors.DataError` that names
-the file and says what to do. Source files are only ever opened read-only.
+16-bit, float, EXIF-rotated — into such a tensor, and turns every file that cannot be used
+(unreadable, truncated, empty, not an image, too small, too large, a broken link, pixel values
+it would have to guess the scale of) into ONE :class:`~mil_core.errors.DataError` that names the
+file and says what to do. Source files are only ever opened read-only.
+
+Conventions chosen here:
+
+- **Value range.** :func:`load_image` returns float32 ``(3, H, W)`` in [-1, 1],
+  :func:`load_image_uint8` uint8 ``(H, W, 3)``. 8-bit files map ``v → v / 255``; 16-bit files
+  (grey and colour, PNG and TIFF) ``v → v / 65535`` at full depth: Pillow cuts 16-bit colour to
+  its high bytes, so such files are decoded a second time with the raw mode that keeps the low
+  bytes, and the two are combined. 32-bit integer (``I``) files are read on the 16-bit scale and
+  refused when they hold values outside 0…65535. Float (``F``) files are read as they are when
+  every value lies in [0, 1] and refused otherwise (negative, > 1, NaN or inf): no 255 / 65535
+  scale is guessed for float data.
+- **Transparency** is composited over white (paper, not black).
+- **Size.** At most :data:`MAX_PIXELS` pixels (H·W) are decoded (``max_pixels=`` or the
+  ``MIL_MAX_PIXELS`` environment variable override it); the size is read from the header and
+  checked before any pixel is decoded. With ``max_size=``, images whose long side is at least
+  twice ``max_size`` come back reduced by an integer factor to a long side in
+  ``[max_size, 2 · max_size)``: JPEGs are decoded at 1/2, 1/4 or 1/8 scale (and the pixel limit
+  then applies to that reduced decode), other formats are decoded in full and box-averaged.
+- **Folders** (:func:`list_images`): image files directly inside, natural order; a broken
+  symbolic link is an error naming it and its target, never skipped.
 
 Places-50 (the SinGAN / MIL evaluation set, REFERENCE §4 and §8) lives beside the project at
 ``../shared/data/places50``; :func:`places50_dir` finds it and :func:`download_places50` fetches
@@ -14,9 +35,11 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import urllib.error
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -29,7 +52,7 @@ from .download import download_file
 __all__ = [
     "IMAGE_EXTENSIONS", "load_image", "load_image_uint8", "list_images", "load_folder",
     "natural_key", "places50_dir", "download_places50", "download_lsun50",
-    "PLACES50_URL", "LSUN50_URL",
+    "PLACES50_URL", "LSUN50_URL", "MAX_PIXELS", "MAX_PIXELS_ENV",
 ]
 
 # File name endings accepted by list_images (compared lower-case).
@@ -42,38 +65,220 @@ LSUN50_URL = _MIL_RAW + "/lsun_50/{index}.jpg"
 _PLACES50_MISSING = {18}  # 18.jpg is absent upstream (see ../shared/data/places50/README.md)
 
 # Pillow errors that mean "this file is not a usable image" (truncated files raise OSError).
-_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-                Image.DecompressionBombError)
+_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
+
+# Most pixels (H·W) decoded per image: 50 MP is 0.6 GB as float32 RGB. A larger image is refused
+# from its header, before decoding; the max_pixels argument, else this environment variable,
+# overrides the limit.
+MAX_PIXELS = 50_000_000
+MAX_PIXELS_ENV = "MIL_MAX_PIXELS"
+
+# Pillow decodes 16-bit colour samples (raw modes "RGB;16B", ...) to their high byte. The raw
+# mode with the same bits per pixel (so PNG filters and TIFF strips decode alike) whose unpacker
+# keeps the LOW byte instead; "N" is the machine's byte order.
+_NATIVE_LOW = "B" if sys.byteorder == "little" else "L"
+_LOW_BYTE_RAWMODE = {f"{m};16{e}": f"{m};16{low}" for m in ("RGB", "RGBA")
+                     for e, low in (("B", "L"), ("L", "B"), ("N", _NATIVE_LOW))}
 
 
 # ----------------------------------------------------------------------------- single images
 
+def _pixel_limit(max_pixels: int | None) -> tuple[int, str]:
+    """The pixel limit in force and where it comes from (for the error message)."""
+    if max_pixels is not None:
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+            raise ConfigError(f"max_pixels must be a positive integer (pixels, H·W) or None, "
+                              f"got {max_pixels!r}.")
+        return max_pixels, f"max_pixels={max_pixels}"
+    env = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not env:
+        return MAX_PIXELS, f"the default MAX_PIXELS={MAX_PIXELS:_}"
+    try:
+        value = int(env.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"The environment variable {MAX_PIXELS_ENV} must be a positive integer "
+                          f"(pixels, H·W), got {env!r}; fix it or unset it.")
+    return value, f"{MAX_PIXELS_ENV}={env}"
+
+
+def _open(f: BinaryIO) -> Image.Image:
+    """``Image.open`` (header only) without Pillow's DecompressionBombWarning: the pixel limit of
+    this module is checked instead (Pillow's DecompressionBombError still propagates)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(f)
+
+
+def _draft_for(im: Image.Image, max_size: int | None) -> bool:
+    """Ask a JPEG's decoder for a 1/2, 1/4 or 1/8 scale whose long side stays >= ``max_size``.
+
+    Only when the long side is at least twice ``max_size``; ``draft`` is a no-op for other formats.
+    Returns whether the decode size changed.
+    """
+    w, h = im.size
+    if max_size is None or max(w, h) < 2 * max_size:
+        return False
+    long = max(w, h)
+    target = (max(1, -(-w * max_size // long)), max(1, -(-h * max_size // long)))  # ceil
+    # Pillow picks the largest scale 1/k (k in 8, 4, 2) with k <= W // tw and k <= H // th, so
+    # the long side becomes ceil(long / k) >= the target's long side = max_size.
+    im.draft(None, target)
+    return im.size != (w, h)
+
+
+def _check_pixels(im: Image.Image, path: Path, limit: tuple[int, str],
+                  header: tuple[int, int], drafted: bool) -> None:
+    """Refuse, before decoding, an image whose decode size ``im.size`` exceeds the pixel limit."""
+    w, h = im.size
+    if w * h <= limit[0]:
+        return
+    hw, hh = header
+    size = f"{hh}×{hw} (H×W) = {hh * hw:,} pixels"
+    if drafted:
+        size += f", {h}×{w} = {h * w:,} pixels even when decoded at reduced size for max_size"
+    hint = ("" if drafted or im.format not in ("JPEG", "MPO") else
+            ", or pass max_size (e.g. max_size=250) to decode this JPEG at reduced size")
+    raise DataError(f"Image {path} is {size}, above the decoding limit of {limit[0]:,} pixels "
+                    f"({limit[1]}). Downscale the file (e.g. to a long side of 2000 px){hint}, "
+                    f"or raise the limit with max_pixels=... or the {MAX_PIXELS_ENV} environment "
+                    "variable.")
+
+
+def _tile_rawmode(tile: tuple) -> str | None:
+    """The raw mode of a Pillow tile ``(codec, extents, offset, args)`` (args or args[0])."""
+    args = tile[3]
+    if isinstance(args, str):
+        return args
+    if isinstance(args, tuple) and args and isinstance(args[0], str):
+        return args[0]
+    return None
+
+
+def _with_rawmode(tile: tuple, rawmode: str) -> tuple:
+    """The same tile decoding with another raw mode."""
+    name, extents, offset, args = tile
+    args = rawmode if isinstance(args, str) else (rawmode, *args[1:])
+    return type(tile)(name, extents, offset, args) if hasattr(tile, "_fields") else (
+        name, extents, offset, args)
+
+
+def _low_byte_rawmode(im: Image.Image) -> str | None:
+    """For an unloaded image whose 16-bit colour Pillow cuts to 8 bits: the raw mode that decodes
+    the low bytes instead (``"RGBA"`` for 16-bit grey + alpha PNGs: all four bytes); else None."""
+    if im.mode not in ("RGB", "RGBA") or not im.tile:
+        return None
+    raws = {_tile_rawmode(t) for t in im.tile}
+    raw = raws.pop() if len(raws) == 1 else None
+    if raw == "LA;16B" and im.mode == "RGBA":
+        return "RGBA"
+    if raw is None or raw.split(";")[0] != im.mode:
+        return None
+    return _LOW_BYTE_RAWMODE.get(raw)
+
+
+def _declares_deep_colour(im: Image.Image) -> bool:
+    """True when an unloaded RGB(A) image's tiles say 16 bits per sample (which Pillow decodes to
+    8): a layout :func:`_low_byte_rawmode` does not handle is refused, never read at 8 bits."""
+    return im.mode in ("RGB", "RGBA") and any(";16" in (_tile_rawmode(t) or "")
+                                              for t in im.tile)
+
+
+def _oriented(im: Image.Image, path: Path, warn: bool = True) -> Image.Image:
+    """The image turned by its EXIF orientation tag (as stored when the tag is malformed)."""
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception as exc:                             # malformed EXIF: keep the stored pixels
+        if warn:
+            warnings.warn(f"{path}: could not apply EXIF orientation ({exc}); using the image as "
+                          "stored.", stacklevel=4)
+        return im
+
+
+def _low_bytes(path: Path, rawmode: str, like: tuple[tuple[int, int], str, int]) -> np.ndarray:
+    """Decode ``path`` again with ``rawmode`` in every tile; uint8 ``(H, W, C)`` after EXIF.
+
+    ``like``: (size, mode, number of tiles) of the first decode, which this one must match.
+    """
+    with open(path, "rb") as f:
+        with _open(f) as im:
+            if (im.size, im.mode, len(im.tile)) != like:
+                raise DataError(f"Image {path} changed while it was being read; read it again "
+                                "once nothing is writing to it.")
+            im.tile = [_with_rawmode(t, rawmode) for t in im.tile]
+            im.load()
+            return np.asarray(_oriented(im, path, warn=False))
+
+
+def _over_white(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """Composite float RGB ``(H, W, 3)`` with alpha ``(H, W, 1)`` in [0, 1] over white."""
+    return rgb if alpha is None else rgb * alpha + (1.0 - alpha)
+
+
+def _deep_to_rgb01(hi: np.ndarray, lo: np.ndarray, rawmode: str, im: Image.Image) -> np.ndarray:
+    """Float32 RGB in [0, 1] from the two 8-bit decodes of a 16-bit colour image.
+
+    ``hi``: Pillow's usual decode (high bytes); ``lo``: the decode with the low-byte raw mode.
+    """
+    if rawmode == "LA;16B":                       # lo holds (L hi, L lo, A hi, A lo) per pixel
+        b = lo.astype(np.uint16)                                          # (H, W, 4)
+        grey = ((b[..., 0:1] << 8) | b[..., 1:2]).astype(np.float32) / 65535.0
+        alpha = ((b[..., 2:3] << 8) | b[..., 3:4]).astype(np.float32) / 65535.0
+        return _over_white(np.repeat(grey, 3, axis=2), alpha)
+    v = (hi.astype(np.uint16) << 8) | lo.astype(np.uint16)                # (H, W, 3 or 4)
+    rgb = v[..., :3].astype(np.float32) / 65535.0
+    if v.shape[2] == 4:
+        return _over_white(rgb, v[..., 3:4].astype(np.float32) / 65535.0)
+    key = im.info.get("transparency")             # 16-bit colour key (PNG tRNS)
+    if isinstance(key, tuple) and len(key) == 3:
+        alpha = (~np.all(v == np.asarray(key, dtype=np.uint16), axis=2, keepdims=True))
+        return _over_white(rgb, alpha.astype(np.float32))
+    return rgb
+
+
+def _value_range(a: np.ndarray) -> str:
+    """``"[min, max]"`` of the finite values, plus ``" and NaN / inf"`` when there are any."""
+    finite = a[np.isfinite(a)]
+    rng = f"[{finite.min():.6g}, {finite.max():.6g}]" if finite.size else "no finite value"
+    bad = [w for w, m in (("NaN", np.isnan(a)), ("inf", np.isinf(a))) if m.any()]
+    return rng + (f" and {' / '.join(bad)}" if bad else "")
+
+
 def _to_rgb01(im: Image.Image, path: Path) -> np.ndarray:
-    """Convert a loaded PIL image of any mode to float32 RGB ``(H, W, 3)`` in [0, 1].
+    """Convert a loaded 8-bit, 16-bit grey, 32-bit integer or float PIL image to float32 RGB
+    ``(H, W, 3)`` in [0, 1] (16-bit colour is read by :func:`_deep_to_rgb01` instead).
 
     Transparent images (RGBA, LA, PA, P with a transparency entry, premultiplied modes) are
     composited over WHITE, so that transparent areas look like paper rather than black.
-    16-bit modes (``I;16*`` and ``I``) are divided by 65535 (not clipped at 255); float ``F``
-    images are taken as [0, 1] when their maximum is ≤ 1, else as 8-bit (≤ 255) or 16-bit.
+    16-bit grey (``I;16*``) and 32-bit integer (``I``) pixels are divided by 65535; ``I`` pixels
+    outside 0…65535 are refused. Float ``F`` pixels are taken as they are when they lie in
+    [0, 1] and refused otherwise (no 255 or 65535 scale is guessed for float data).
     """
     mode = im.mode
     if mode.startswith("I;16") or mode == "I":
-        a = np.asarray(im, dtype=np.float64) / 65535.0                 # (H, W)
-        return np.repeat(np.clip(a, 0.0, 1.0)[..., None], 3, axis=2).astype(np.float32)
-    if mode == "F":
         a = np.asarray(im, dtype=np.float64)                           # (H, W)
-        peak = float(np.nanmax(a)) if a.size else 0.0
-        a = a if peak <= 1.0 else a / (255.0 if peak <= 255.0 else 65535.0)
-        a = np.nan_to_num(np.clip(a, 0.0, 1.0))
+        if mode == "I" and a.size and (a.min() < 0 or a.max() > 65535):
+            raise DataError(f"Image {path} holds 32-bit integer pixels in {_value_range(a)}, "
+                            "outside 0…65535, so it cannot be mapped to [0, 1] without guessing "
+                            "a scale; save it as an 8- or 16-bit image.")
+        a = a / 65535.0
         return np.repeat(a[..., None], 3, axis=2).astype(np.float32)
+    if mode == "F":
+        a = np.asarray(im, dtype=np.float32)                           # (H, W)
+        if a.size and not (np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0):
+            raise DataError(f"Image {path} holds floating-point pixels in {_value_range(a)}, but "
+                            "float images must lie in [0, 1] (their scale is not guessed). "
+                            "Rescale the values to [0, 1], or save the image as 8- or 16-bit "
+                            "integers.")
+        return np.repeat(a[..., None], 3, axis=2)
     transparent = mode in {"RGBA", "LA", "PA", "RGBa", "La"} or (
         mode == "P" and "transparency" in im.info) or (
         mode in {"L", "RGB"} and "transparency" in im.info)
     try:
         if transparent:
             rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0  # (H, W, 4)
-            alpha = rgba[..., 3:4]                                            # (H, W, 1)
-            return rgba[..., :3] * alpha + (1.0 - alpha)                      # over white
+            return _over_white(rgba[..., :3], rgba[..., 3:4])                # over white
         # CMYK, YCbCr, palette, 1-bit, L, ...: Pillow's conversion (ICC profiles are ignored).
         return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0        # (H, W, 3)
     except (ValueError, OSError) as exc:
@@ -81,11 +286,45 @@ def _to_rgb01(im: Image.Image, path: Path) -> np.ndarray:
                         "convert the file to an 8-bit RGB PNG or JPEG first.") from exc
 
 
-def _read_rgb01(path: str | os.PathLike, min_size: int = 0) -> np.ndarray:
+def _box_reduce(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over ``factor``×``factor`` boxes of ``(H, W, 3)``; the last boxes may be partial."""
+    h, w = rgb.shape[:2]
+    rows = np.add.reduceat(rgb, np.arange(0, h, factor), axis=0, dtype=np.float64)
+    sums = np.add.reduceat(rows, np.arange(0, w, factor), axis=1)       # (ceil H/f, ceil W/f, 3)
+    nh = np.minimum(factor, h - np.arange(0, h, factor))[:, None, None]
+    nw = np.minimum(factor, w - np.arange(0, w, factor))[None, :, None]
+    return (sums / (nh * nw)).astype(np.float32)
+
+
+def _check_args(min_size: int, max_size: int | None) -> None:
+    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
+        raise ConfigError(f"min_size must be an integer >= 0, got {min_size!r}.")
+    if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int)
+                                 or max_size < 1):
+        raise ConfigError(f"max_size must be a positive integer (px, long side) or None, got "
+                          f"{max_size!r}.")
+
+
+def _broken_link(p: Path) -> str | None:
+    """``"a broken link (pointing to <target>)"`` when ``p`` is a symlink to nothing, else None."""
+    if not p.is_symlink() or p.exists():
+        return None
+    try:
+        target = os.readlink(p)
+    except OSError:
+        target = "?"
+    return f"a broken link (pointing to {target}, which does not exist)"
+
+
+def _read_rgb01(path: str | os.PathLike, min_size: int = 0, max_size: int | None = None,
+                max_pixels: int | None = None) -> np.ndarray:
     """Read ``path`` as float32 RGB ``(H, W, 3)`` in [0, 1] with every check of load_image."""
     path = Path(path).expanduser()
-    if not isinstance(min_size, int) or min_size < 0:
-        raise ConfigError(f"min_size must be an integer >= 0, got {min_size!r}.")
+    _check_args(min_size, max_size)
+    limit = _pixel_limit(max_pixels)
+    broken = _broken_link(path)
+    if broken is not None:
+        raise DataError(f"Image file {path} is {broken}; fix the link or remove it.")
     if not path.exists():
         raise DataError(f"Image file {path} does not exist; check the path.")
     if path.is_dir():
@@ -94,45 +333,86 @@ def _read_rgb01(path: str | os.PathLike, min_size: int = 0) -> np.ndarray:
         raise DataError(f"Image file {path} is empty (0 bytes); re-copy or re-download it.")
     try:
         with open(path, "rb") as f:                  # read-only: source files are never modified
-            with Image.open(f) as im:
+            with _open(f) as im:                     # reads the header only
+                header = im.size
+                drafted = _draft_for(im, max_size)   # JPEG: decode at 1/2, 1/4 or 1/8 scale
+                _check_pixels(im, path, limit, header, drafted)
+                low = _low_byte_rawmode(im)          # 16-bit colour: Pillow keeps 8 bits
+                if low is None and _declares_deep_colour(im):
+                    raise DataError(f"Image {path} stores 16-bit colour in a layout this reader "
+                                    "does not know (tiles "
+                                    f"{sorted({_tile_rawmode(t) for t in im.tile})}), and "
+                                    "Pillow alone would cut it to 8 bits; save it as a 16-bit "
+                                    "PNG, or as an 8-bit PNG/JPEG.")
+                rawmode = _tile_rawmode(im.tile[0]) if low is not None else None
+                like = (im.size, im.mode, len(im.tile))
                 im.load()                            # decode now, so truncated files fail here
-                try:
-                    im = ImageOps.exif_transpose(im)  # apply the camera's orientation tag
-                except Exception as exc:             # malformed EXIF: keep the pixels as stored
-                    warnings.warn(f"{path}: could not apply EXIF orientation ({exc}); "
-                                  "using the image as stored.", stacklevel=3)
-                rgb = _to_rgb01(im, path)
+                oriented = _oriented(im, path)       # apply the camera's orientation tag
+                if low is None:
+                    rgb = _to_rgb01(oriented, path)
+                else:
+                    rgb = _deep_to_rgb01(np.asarray(oriented), _low_bytes(path, low, like),
+                                         rawmode, im)
     except DataError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"Image {path} is too large to decode ({str(exc).rstrip('.')}; Pillow "
+                        "refuses images above twice PIL.Image.MAX_IMAGE_PIXELS="
+                        f"{Image.MAX_IMAGE_PIXELS}, before this module's limit of {limit[0]:,} "
+                        "pixels is checked). Downscale the file, or, if you trust it, raise "
+                        "PIL.Image.MAX_IMAGE_PIXELS and max_pixels.") from exc
     except _READ_ERRORS as exc:
         raise DataError(f"Could not read image {path}: {exc}. The file is corrupt, truncated or "
                         "not an image; replace it or remove it from the folder.") from exc
+    long = max(rgb.shape[:2])
+    if max_size is not None and long >= 2 * max_size:
+        rgb = _box_reduce(rgb, long // max_size)                       # long side >= max_size
     h, w = rgb.shape[:2]
     if min(h, w) < min_size:
-        raise DataError(f"Image {path} is too small: {h}×{w} (H×W), but the short side must be "
-                        f"at least min_size={min_size} px. Use a larger image or lower min_size.")
+        was = ("" if max(h, w) == max(header) else f" once reduced for max_size={max_size} "
+               f"(the file is {header[1]}×{header[0]} H×W as stored)")
+        raise DataError(f"Image {path} is too small: {h}×{w} (H×W){was}, but the short side must "
+                        f"be at least min_size={min_size} px. Use a larger image or lower "
+                        "min_size.")
     return rgb
 
 
-def load_image(path: str | os.PathLike, min_size: int = 0) -> torch.Tensor:
+def load_image(path: str | os.PathLike, min_size: int = 0, *, max_size: int | None = None,
+               max_pixels: int | None = None) -> torch.Tensor:
     """Load an image file as float32 ``(3, H, W)`` in [-1, 1] (the range of REFERENCE §4).
 
-    Grayscale, palette, CMYK, 16-bit (scaled by 65535) and EXIF-rotated images become RGB; images
-    with transparency are composited over white. Multi-frame files (GIF, TIFF) give their first
-    frame. The file is opened read-only.
+    Grayscale, palette, CMYK, 16-bit (grey and colour, at full depth, scaled by 65535) and
+    EXIF-rotated images become RGB; images with transparency are composited over white. Float
+    images (``F``, e.g. 32-bit float TIFFs) must hold values in [0, 1]. Multi-frame files (GIF,
+    TIFF) give their first frame. The file is opened read-only.
+
+    Args:
+        path: the image file.
+        min_size: smallest allowed short side of the returned image, px.
+        max_size: when given and the image's long side is at least ``2 · max_size``, the image
+            is returned reduced by an integer factor (JPEGs decoded at 1/2, 1/4 or 1/8 scale,
+            then box averaging) to a long side in ``[max_size, 2 · max_size)``, never below
+            ``max_size`` (the pyramid resizes it afterwards). None: full resolution.
+        max_pixels: most pixels (H·W) decoded, checked from the header before decoding; for
+            JPEGs with ``max_size``, the reduced decode size counts. None: the environment
+            variable ``MIL_MAX_PIXELS`` if set, else :data:`MAX_PIXELS`.
 
     Raises:
-        DataError: the file is missing, empty, unreadable, truncated or not an image, or its short
-            side is below ``min_size`` (the message names the file, its size and the minimum).
+        DataError: the file is missing (or a broken link), empty, unreadable, truncated or not
+            an image; it is larger than the pixel limit; its pixels cannot be mapped to [0, 1]
+            (float values outside [0, 1], NaN / inf, 32-bit integers above 65535); or its short
+            side is below ``min_size``. The message names the file and what to do.
+        ConfigError: a bad ``min_size``, ``max_size``, ``max_pixels`` or ``MIL_MAX_PIXELS``.
     """
-    rgb = _read_rgb01(path, min_size)                                  # (H, W, 3) in [0, 1]
+    rgb = _read_rgb01(path, min_size, max_size, max_pixels)           # (H, W, 3) in [0, 1]
     t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)   # (3, H, W)
     return (t * 2.0 - 1.0).clamp_(-1.0, 1.0).contiguous()
 
 
-def load_image_uint8(path: str | os.PathLike, min_size: int = 0) -> np.ndarray:
+def load_image_uint8(path: str | os.PathLike, min_size: int = 0, *,
+                     max_size: int | None = None, max_pixels: int | None = None) -> np.ndarray:
     """Like :func:`load_image` but returns uint8 ``(H, W, 3)`` (for display and PIL/metrics)."""
-    rgb = _read_rgb01(path, min_size)                                  # (H, W, 3) in [0, 1]
+    rgb = _read_rgb01(path, min_size, max_size, max_pixels)           # (H, W, 3) in [0, 1]
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -148,10 +428,13 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files directly inside ``folder`` (not recursive), in stable natural order.
 
     Accepted endings: :data:`IMAGE_EXTENSIONS`, case-insensitive. Hidden files (``.name``) are
-    skipped.
+    skipped. Symbolic links to image files count as image files; a broken link with an image
+    ending is an error (it is one of the user's images that cannot be read, so it is never
+    dropped silently).
 
     Raises:
-        DataError: the folder is missing, is a file, is empty, or holds no image files (the
+        DataError: the folder is missing, is a file, is empty, holds a broken link with an image
+            ending (the message names the link and its target), or holds no image files (the
             message then lists a few of the files it did find).
     """
     folder = Path(folder).expanduser()
@@ -160,33 +443,47 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
                         "data set first).")
     if not folder.is_dir():
         raise DataError(f"{folder} is a file, not a folder; use load_image() for single files.")
-    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    entries = sorted((p for p in folder.iterdir() if not p.name.startswith(".")),
+                     key=lambda p: natural_key(p.name))
     if not entries:
         raise DataError(f"Image folder {folder} is empty; put the images (.jpg, .png, ...) in it.")
+    broken = [(p.name, why) for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS
+              for why in [_broken_link(p)] if why is not None]
+    if broken:
+        shown = "; ".join(f"{name} is {why}" for name, why in broken[:5]) + (
+            f"; ... ({len(broken) - 5} more)" if len(broken) > 5 else "")
+        them = "the link or remove it" if len(broken) == 1 else "the links or remove them"
+        raise DataError(f"Image folder {folder}: {shown}. Fix {them}.")
     images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
     if not images:
-        others = sorted((p.name + ("/" if p.is_dir() else "") for p in entries), key=natural_key)
+        others = [p.name + ("/" if p.is_dir() else " (broken link)" if _broken_link(p) else "")
+                  for p in entries]
         shown = ", ".join(others[:5]) + (f", ... ({len(others) - 5} more)" if len(others) > 5
                                           else "")
         raise DataError(f"Image folder {folder} contains no image files (looked for "
                         f"{', '.join(IMAGE_EXTENSIONS)}); found only: {shown}.")
-    return sorted(images, key=lambda p: natural_key(p.name))
+    return images
 
 
-def load_folder(folder: str | os.PathLike, min_size: int = 0,
-                limit: int | None = None) -> list[tuple[str, torch.Tensor]]:
+def load_folder(folder: str | os.PathLike, min_size: int = 0, limit: int | None = None, *,
+                max_size: int | None = None, max_pixels: int | None = None
+                ) -> list[tuple[str, torch.Tensor]]:
     """Load the images of ``folder`` (natural order) as ``[(name, (3, H, W) in [-1, 1]), ...]``.
 
     Names are file stems; when two files share a stem (``a.jpg``, ``a.png``) their full file
-    names are used instead. ``limit`` keeps the first ``limit`` images. Any unusable file raises
-    the DataError of :func:`load_image`, naming it.
+    names are used instead. ``limit`` keeps the first ``limit`` images. ``min_size``,
+    ``max_size`` and ``max_pixels`` are those of :func:`load_image`. Any unusable file raises
+    the DataError of :func:`load_image` (or :func:`list_images`), naming it.
     """
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"limit must be a positive integer or None, got {limit!r}.")
+    _check_args(min_size, max_size)
+    _pixel_limit(max_pixels)
     paths = list_images(folder)[:limit]
     stems = [p.stem for p in paths]
     dup = {s for s in stems if stems.count(s) > 1}
-    return [(p.name if p.stem in dup else p.stem, load_image(p, min_size)) for p in paths]
+    return [(p.name if p.stem in dup else p.stem,
+             load_image(p, min_size, max_size=max_size, max_pixels=max_pixels)) for p in paths]
 
 
 # ----------------------------------------------------------------------------- Places-50 / LSUN-50

@@ -20,10 +20,15 @@ i.e. the long side for aspect 0.75, giving a 18×25 coarsest scale and r ≈ 0.6
 Every scale is resized directly from the full-resolution (cropped) image with antialiased bicubic
 interpolation (SinGAN uses a MATLAB-style bicubic imresize, which also antialiases), then clamped
 to [-1, 1]. Shapes are computed with ``ceil`` like SinGAN's imresize.
+
+An image whose short side (or, with a forced aspect, whose crop's short side) is below
+``min_size`` has no pyramid: :func:`plan_pyramid` refuses it, and :func:`check_min_size` refuses
+a whole set up front, naming the first such image, before any training starts on it.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,7 +41,8 @@ if TYPE_CHECKING:
     from ..profiles import ImageConfig
 
 __all__ = ["PyramidConfig", "PyramidPlan", "plan_pyramid", "pyramid_shapes",
-           "effective_scale_factor", "build_pyramid", "resize_to", "center_crop_to_aspect"]
+           "effective_scale_factor", "build_pyramid", "resize_to", "center_crop_to_aspect",
+           "check_min_size"]
 
 _EPS = 1e-6   # tolerance for ceil() of sizes that are integers up to float error
 
@@ -215,3 +221,55 @@ def build_pyramid(img: torch.Tensor, cfg: PyramidConfig | None = None) -> list[t
     plan = plan_pyramid(img.shape[-2], img.shape[-1], cfg)
     x = center_crop_to_aspect(img, cfg.aspect)                        # (..., 3, ch, cw)
     return [resize_to(x, s, cfg.antialias) for s in plan.shapes]
+
+
+def check_min_size(images: Sequence[torch.Tensor] | torch.Tensor, cfg: PyramidConfig,
+                   names: Sequence[str] | None = None, what: str = "training") -> None:
+    """Refuse images too small for ``cfg``'s pyramid before any work starts on them.
+
+    An image's short side must be at least ``cfg.min_size`` (the coarsest scale's short side),
+    and so must the short side of its centre crop when ``cfg.aspect`` forces one. Images larger
+    than that are not checked further here (:func:`plan_pyramid` does when the pyramid is built).
+
+    Args:
+        images: ``(3, H, W)`` tensors (sizes may differ) or one ``(N, 3, H, W)`` tensor.
+        cfg: the pyramid the images are meant for.
+        names: one name per image for the message (default ``"image {i}"``).
+        what: what the images are for, e.g. ``"training"`` or ``"inference"`` (for the message).
+
+    Raises:
+        DataError: the first image that is too small, by name, with its H×W and ``min_size``; or
+            ``images`` is not a list of ``(3, H, W)`` tensors or an ``(N, 3, H, W)`` tensor.
+        ConfigError: ``names`` does not give one name per image, or ``cfg`` is invalid.
+    """
+    cfg.validate()
+    if isinstance(images, torch.Tensor):
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise DataError(f"check_min_size expects (3, H, W) tensors or an (N, 3, H, W) tensor, "
+                            f"got a tensor of shape {tuple(images.shape)}.")
+        sizes = [tuple(images.shape[-2:])] * images.shape[0]
+    else:
+        sizes = []
+        for i, img in enumerate(images):
+            if not isinstance(img, torch.Tensor) or img.dim() != 3 or img.shape[0] != 3:
+                got = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+                raise DataError(f"check_min_size expects (3, H, W) tensors or an (N, 3, H, W) "
+                                f"tensor, got {got} for image {i}; load images with "
+                                "mil_core.data.load_image.")
+            sizes.append(tuple(img.shape[-2:]))
+    if names is not None and (isinstance(names, str) or len(names) != len(sizes)):
+        raise ConfigError(f"check_min_size: names must give one name per image ({len(sizes)}), "
+                          f"got {names!r}.")
+    for i, (h, w) in enumerate(sizes):
+        name = f"Image {names[i]!r}" if names is not None else f"Image {i}"
+        if min(h, w) < cfg.min_size:
+            raise DataError(f"{name} is {h}×{w} (H×W), smaller than the pyramid's "
+                            f"min_size={cfg.min_size} px (the short side of its coarsest scale), "
+                            f"so it cannot be used for {what}. Use a larger image, or lower the "
+                            "pyramid's min_size.")
+        _, _, ch, cw = _crop_box(h, w, cfg.aspect)
+        if min(ch, cw) < cfg.min_size:
+            raise DataError(f"{name} is {h}×{w} (H×W), and its centre crop to aspect "
+                            f"{cfg.aspect} (H/W) is {ch}×{cw}, smaller than the pyramid's "
+                            f"min_size={cfg.min_size} px, so it cannot be used for {what}. Use a "
+                            "larger image, or lower the pyramid's min_size.")

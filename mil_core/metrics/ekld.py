@@ -19,13 +19,20 @@ lining up positions of two separately ordered lists.
 Conventions chosen here:
 
 - **Model interface.** ``model_or_fn`` maps a float batch ``(B, 1, H, W)`` in [0, 1] (the
-  :func:`~mil_core.data.nuisance.to_float` scale, on ``device``) to **logits** ``(B, K)``
-  (log-probabilities are fine too: ``log_softmax`` leaves them unchanged; probabilities are
-  not). A ``torch.nn.Module`` is run in eval mode under ``torch.no_grad()`` and put back in the
-  mode it was in; any other callable is run under ``torch.no_grad()`` as it is. Wrap the model
-  in a ``lambda`` if it expects another input normalisation.
-- **KL** in float64 from ``log_softmax`` of the logits: ``Σ_k p_k (log p_k − log q_k)`` with
-  terms where ``p_k = 0`` counted as 0 (no ``log(0)``, no epsilon).
+  :func:`~mil_core.data.nuisance.to_float` scale, on ``device``) to scores ``(B, K)``. A
+  ``torch.nn.Module`` is run in eval mode under ``torch.no_grad()`` and put back in the mode it
+  was in; any other callable is run under ``torch.no_grad()`` as it is. Wrap the model in a
+  ``lambda`` if it expects another input normalisation.
+- **What the scores are** is stated with ``inputs`` (in :func:`ekld` and :func:`kl_from_logits`):
+  ``"logits"`` (the default; unnormalised, log-probabilities are fine too since ``log_softmax``
+  leaves them unchanged), ``"log_probs"`` or ``"probs"``. Under ``"logits"``, scores in which
+  every row is non-negative and sums to 1 within 1e-4 (K ≥ 2) are refused as probabilities:
+  a softmax over probabilities gives a much smaller, silently wrong KL. ``"log_probs"`` rows
+  must have ``logsumexp`` 0 and ``"probs"`` rows must be non-negative and sum to 1 (both within
+  1e-4). Probabilities become ``log p`` (``log 0 = −inf``, see the next item); every kind is
+  then renormalised with ``log_softmax``.
+- **KL** in float64 from the log-probabilities: ``Σ_k p_k (log p_k − log q_k)`` with terms where
+  ``p_k = 0`` counted as 0 (no ``log(0)``, no epsilon); ``+inf`` where ``q_k = 0 < p_k``.
 - **Images.** Up to ``images_per_class`` images per class are drawn without replacement (a
   seeded ``randperm``) from the set passed in, whichever it is: the clean held-out split (before
   its nuisance transform) or the training images. Passing the *transformed* test split measures
@@ -54,26 +61,89 @@ from ..data.mnist_like import ImageSet
 from ..data.nuisance import NuisanceTransform, get_transform, to_float
 from ..errors import ConfigError, DataError
 
-__all__ = ["EKLDResult", "ekld", "bootstrap_ci", "kl_from_logits"]
+__all__ = ["EKLDResult", "ekld", "bootstrap_ci", "kl_from_logits", "INPUT_KINDS"]
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
+
+# What model outputs (or the tensors given to kl_from_logits) are; see the module docstring.
+INPUT_KINDS = ("logits", "log_probs", "probs")
+_PROB_TOL = 1e-4   # |row sum − 1| (probabilities) or |logsumexp| (log-probabilities) allowed
 
 
 # -----------------------------------------------------------------------------
 # building blocks
 
-def kl_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
-    """``KL(softmax(logits_p) ‖ softmax(logits_q))`` per row, in float64.
+def kl_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor, *, inputs: str = "logits"
+                   ) -> torch.Tensor:
+    """``KL(p ‖ q)`` per row, in float64, for ``p = softmax(logits_p)``, ``q = softmax(logits_q)``.
 
     Args:
-        logits_p, logits_q: ``(B, K)`` logits (or log-probabilities).
+        logits_p, logits_q: ``(B, K)`` scores of the kind ``inputs`` says.
+        inputs: ``"logits"`` (default; log-probabilities are fine too), ``"log_probs"`` or
+            ``"probs"`` (see the module docstring).
 
     Returns:
         ``(B,)`` float64, ≥ 0 up to rounding; ``+inf`` where q gives 0 to a class p does not.
+
+    Raises:
+        ConfigError: unknown ``inputs``.
+        DataError: not ``(B, K)`` float tensors of the same shape, or scores that are not of the
+            kind ``inputs`` says (e.g. probabilities passed as logits).
     """
-    logp = torch.log_softmax(logits_p.to(torch.float64), dim=1)              # (B, K)
-    logq = torch.log_softmax(logits_q.to(torch.float64), dim=1)              # (B, K)
+    _check_input_kind(inputs, "kl_from_logits")
+    for name, t in (("logits_p", logits_p), ("logits_q", logits_q)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 2 or not t.is_floating_point():
+            raise DataError(f"kl_from_logits: {name} must be a float (B, K) tensor, got "
+                            f"{getattr(t, 'dtype', type(t))} {tuple(getattr(t, 'shape', ()))}.")
+    if logits_p.shape != logits_q.shape:
+        raise DataError(f"kl_from_logits: logits_p and logits_q must have the same shape, got "
+                        f"{tuple(logits_p.shape)} and {tuple(logits_q.shape)}.")
+    logp = _to_log_probs(logits_p, inputs, "kl_from_logits", "logits_p")      # (B, K)
+    logq = _to_log_probs(logits_q, inputs, "kl_from_logits", "logits_q")      # (B, K)
     return _kl_from_logp(logp, logq)
+
+
+def _check_input_kind(inputs: object, where: str) -> None:
+    if inputs not in INPUT_KINDS:
+        raise ConfigError(f"{where}: inputs must be one of {', '.join(map(repr, INPUT_KINDS))} "
+                          f"(what the scores are), got {inputs!r}.")
+
+
+def _to_log_probs(scores: torch.Tensor, inputs: str, where: str, what: str,
+                  detect_probs: bool = True) -> torch.Tensor:
+    """float64 log-probabilities ``(B, K)`` from scores of kind ``inputs``, checked.
+
+    ``detect_probs``: under ``inputs="logits"``, refuse scores whose every row looks like a
+    probability vector (K ≥ 2).
+    """
+    x = scores.to(torch.float64)                                              # (B, K)
+    if inputs == "logits":
+        if detect_probs and x.numel() and x.shape[1] >= 2 and bool(
+                torch.isfinite(x).all() and (x >= 0).all()
+                and ((x.sum(dim=1) - 1.0).abs() <= _PROB_TOL).all()):
+            raise DataError(
+                f"{where}: {what} look like probabilities (every row is non-negative and sums "
+                f"to 1 within {_PROB_TOL:g}), but {where} expects logits (unnormalised scores) "
+                "unless told otherwise; a softmax over probabilities gives a silently wrong KL. "
+                "Pass inputs=\"probs\" for probabilities (or inputs=\"log_probs\" for "
+                "log-probabilities); if these really are logits, add a constant to them (the "
+                "softmax is unchanged).")
+        return torch.log_softmax(x, dim=1)
+    if inputs == "log_probs":
+        if x.numel() and (torch.isnan(x).any() or (x > _PROB_TOL).any()
+                          or ((torch.logsumexp(x, dim=1)).abs() > _PROB_TOL).any()):
+            raise DataError(f"{where}: inputs=\"log_probs\" but {what} are not log-probabilities "
+                            f"(every row must be <= 0 with logsumexp 0 within {_PROB_TOL:g}); "
+                            "pass inputs=\"logits\" for unnormalised scores or inputs=\"probs\" "
+                            "for probabilities.")
+        return torch.log_softmax(x, dim=1)
+    if x.numel() and (not torch.isfinite(x).all() or (x < 0).any()
+                      or ((x.sum(dim=1) - 1.0).abs() > _PROB_TOL).any()):
+        raise DataError(f"{where}: inputs=\"probs\" but {what} are not probabilities (every row "
+                        f"must be non-negative, finite and sum to 1 within {_PROB_TOL:g}); pass "
+                        "inputs=\"logits\" for unnormalised scores or inputs=\"log_probs\" for "
+                        "log-probabilities.")
+    return torch.log_softmax(torch.log(x), dim=1)       # log 0 = −inf: a class with p = 0
 
 
 def _kl_from_logp(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
@@ -285,9 +355,10 @@ class _EvalMode:
             m.training = training
 
 
-def _log_probs(model_or_fn: ModelFn, x: torch.Tensor, n_classes_out: int | None
-               ) -> torch.Tensor:
-    """float64 ``log_softmax`` of the model's logits for ``x`` ``(B, 1, H, W)`` → ``(B, K)``."""
+def _log_probs(model_or_fn: ModelFn, x: torch.Tensor, n_classes_out: int | None,
+               inputs: str = "logits", detect_probs: bool = False) -> torch.Tensor:
+    """float64 log-probabilities ``(B, K)`` from the model's outputs for ``x`` ``(B, 1, H, W)``,
+    which are of kind ``inputs`` (probabilities given as logits refused when ``detect_probs``)."""
     out = model_or_fn(x)
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != x.shape[0] \
             or out.shape[1] < 1 or not out.is_floating_point():
@@ -297,7 +368,7 @@ def _log_probs(model_or_fn: ModelFn, x: torch.Tensor, n_classes_out: int | None
     if n_classes_out is not None and out.shape[1] != n_classes_out:
         raise DataError(f"ekld: model_or_fn returned {out.shape[1]} logits per image after "
                         f"{n_classes_out} for an earlier batch.")
-    logp = torch.log_softmax(out.to(torch.float64), dim=1)                     # (B, K)
+    logp = _to_log_probs(out, inputs, "ekld", "the outputs of model_or_fn", detect_probs)
     if torch.isnan(logp).any():
         raise DataError("ekld: model_or_fn returned NaN (or +inf) logits.")
     return logp
@@ -310,12 +381,14 @@ def ekld(model_or_fn: nn.Module | ModelFn, images: ImageSet | tuple[torch.Tensor
          transform: str | NuisanceTransform, *, images_per_class: int = 40,
          n_transforms: int = 100, generator: torch.Generator | None = None,
          batch_size: int = 2048, device: str | torch.device | None = None,
-         class_sizes: Sequence[int] | np.ndarray | torch.Tensor | None = None) -> EKLDResult:
+         class_sizes: Sequence[int] | np.ndarray | torch.Tensor | None = None,
+         inputs: str = "logits") -> EKLDResult:
     """Per-class eKLD and argmax consistency of a classifier under a nuisance transform.
 
     Args:
-        model_or_fn: ``nn.Module`` or callable, float ``(B, 1, H, W)`` in [0, 1] → logits
-            ``(B, K)`` (see the module docstring; a Module runs in eval mode, restored after).
+        model_or_fn: ``nn.Module`` or callable, float ``(B, 1, H, W)`` in [0, 1] → scores
+            ``(B, K)`` of the kind ``inputs`` says (see the module docstring; a Module runs in
+            eval mode, restored after).
         images: an :class:`ImageSet`, or ``(images uint8 (N, H, W), labels int (N,))`` whose
             classes are ``0..max(labels)`` (or ``0..len(class_sizes) − 1``). Use clean images.
         transform: a name ("rot", "bg", "dil", "identity") or a :class:`NuisanceTransform`.
@@ -325,13 +398,18 @@ def ekld(model_or_fn: nn.Module | ModelFn, images: ImageSet | tuple[torch.Tensor
         batch_size: image pairs (and clean images) per forward pass; does not change the result.
         device: where the transforms and the model run; default the Module's device, else CPU.
         class_sizes: ``(C,)`` training size of each class, stored for plots against class size.
+        inputs: what ``model_or_fn`` returns: ``"logits"`` (default; log-probabilities are fine
+            too), ``"log_probs"`` or ``"probs"``. Under ``"logits"``, outputs that look like
+            probabilities (the first batch's rows all ≥ 0 and summing to 1) are refused.
 
     Returns:
         :class:`EKLDResult` (per-class eKLD, consistency, counts, per-image values).
 
     Raises:
-        ConfigError: unknown transform, a count < 1, bad ``class_sizes`` or ``generator``.
-        DataError: malformed images / labels, or model outputs that are not ``(B, K)`` logits.
+        ConfigError: unknown transform, a count < 1, bad ``class_sizes``, ``generator`` or
+            ``inputs``.
+        DataError: malformed images / labels, or model outputs that are not ``(B, K)`` scores of
+            the kind ``inputs`` says (e.g. probabilities while ``inputs="logits"``).
     """
     tfm = get_transform(transform) if isinstance(transform, str) else transform
     if not isinstance(tfm, NuisanceTransform):
@@ -340,6 +418,7 @@ def ekld(model_or_fn: nn.Module | ModelFn, images: ImageSet | tuple[torch.Tensor
     if not callable(model_or_fn):
         raise ConfigError(f"ekld: model_or_fn must be an nn.Module or a callable returning "
                           f"logits, got {type(model_or_fn).__name__}.")
+    _check_input_kind(inputs, "ekld")
     images_per_class = _positive_int(images_per_class, "images_per_class")
     n_transforms = _positive_int(n_transforms, "n_transforms")
     batch_size = _positive_int(batch_size, "batch_size")
@@ -372,7 +451,7 @@ def ekld(model_or_fn: nn.Module | ModelFn, images: ImageSet | tuple[torch.Tensor
         logp_chunks, k_out = [], None
         for start in range(0, S, batch_size):
             x = to_float(sel_images[start:start + batch_size])                    # (b, 1, H, W)
-            logp_chunks.append(_log_probs(model_or_fn, x, k_out))
+            logp_chunks.append(_log_probs(model_or_fn, x, k_out, inputs, start == 0))
             k_out = logp_chunks[-1].shape[1]
         logp_x = torch.cat(logp_chunks)                                           # (S, K)
         top_x = logp_x.argmax(dim=1)                                              # (S,)
@@ -383,7 +462,7 @@ def ekld(model_or_fn: nn.Module | ModelFn, images: ImageSet | tuple[torch.Tensor
             img = pair_image[start:stop]                                          # (b,)
             x = to_float(sel_images.index_select(0, img))                         # (b, 1, H, W)
             x_t = tfm.apply(x, {k: v[start:stop] for k, v in params.items()})
-            logq = _log_probs(model_or_fn, x_t, k_out)                            # (b, K)
+            logq = _log_probs(model_or_fn, x_t, k_out, inputs)                    # (b, K)
             kl[start:stop] = _kl_from_logp(logp_x.index_select(0, img), logq)
             agree[start:stop] = top_x.index_select(0, img) == logq.argmax(dim=1)
 
