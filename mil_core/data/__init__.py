@@ -8,12 +8,12 @@ nothing downloads unless a user calls a ``download_*`` function.
 """
 
 # --- MIL side: images ---
-from .images import (IMAGE_EXTENSIONS, download_lsun50, download_places50, list_images,
-                     load_folder, load_image, load_image_uint8, places50_dir)
+from .images import (IMAGE_EXTENSIONS, MAX_PIXELS, download_lsun50, download_places50,
+                     list_images, load_folder, load_image, load_image_uint8, places50_dir)
 from .bundled import (BUNDLED, bundled_info, bundled_names, load_bundled,
                       load_bundled_collection, load_collection)
-from .pyramid import (PyramidConfig, PyramidPlan, build_pyramid, effective_scale_factor,
-                      plan_pyramid, pyramid_shapes, resize_to)
+from .pyramid import (PyramidConfig, PyramidPlan, build_pyramid, check_min_size,
+                      effective_scale_factor, plan_pyramid, pyramid_shapes, resize_to)
 # --- end MIL side: images ---
 
 # --- GIT side ---

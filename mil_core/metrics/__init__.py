@@ -22,7 +22,7 @@ from .swd import laplacian_pyramid, sliced_wasserstein, swd
 from .diversity import diversity
 from .patches import extract_patches, nearest_reference, patch_nn_distance
 from .report import image_metrics
-from .ekld import EKLDResult, bootstrap_ci, ekld, kl_from_logits
+from .ekld import INPUT_KINDS, EKLDResult, bootstrap_ci, ekld, kl_from_logits
 
 __all__ = [
     "feature_stats", "frechet_distance",
@@ -34,5 +34,5 @@ __all__ = [
     "diversity",
     "extract_patches", "nearest_reference", "patch_nn_distance",
     "image_metrics",
-    "EKLDResult", "bootstrap_ci", "ekld", "kl_from_logits",
+    "INPUT_KINDS", "EKLDResult", "bootstrap_ci", "ekld", "kl_from_logits",
 ]
