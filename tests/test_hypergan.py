@@ -369,6 +369,15 @@ def test_bad_images_raise_data_error(no_training, images):
         train(images, smoke(n_images=2))
 
 
+def test_image_below_min_size_is_refused_before_training(no_training):
+    cfg = smoke(n_images=2)
+    tiny = torch.zeros(3, 1, 1)                                     # a 1×1 image
+    with pytest.raises(DataError, match=r"Image 1 is 1×1 .*min_size=" + str(cfg.pyramid.min_size)):
+        train([stripes(), tiny], cfg)
+    with pytest.raises(DataError, match=r"Image 'dot.png' is 1×1"):
+        train([stripes(), tiny], cfg, names=["a.png", "dot.png"])
+
+
 def test_bad_configs_raise_config_error(no_training):
     with pytest.raises(ConfigError, match="batch_size"):
         train([stripes(), blob()], smoke(n_images=3))           # batch 3 > 2 images

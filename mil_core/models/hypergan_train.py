@@ -46,6 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoint import check_same_run, load_checkpoint
+from ..data.pyramid import check_min_size
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
 from ..losses import critic_loss, reconstruction_loss
 from ..runtime import get_device, progress
@@ -147,7 +148,8 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
                    device: str | torch.device | None = None, show_progress: bool = True,
                    checkpoint_dir: str | Path | None = None, resume: bool = False,
                    step_callback: Callable[[HyperGAN, int], None] | None = None,
-                   scale_callback: Callable[[HyperGAN, int], None] | None = None) -> HyperGAN:
+                   scale_callback: Callable[[HyperGAN, int], None] | None = None,
+                   names: Sequence[str] | None = None) -> HyperGAN:
     """Train a hyper-GAN on ``images`` (a list of (3, H, W) or a (N, 3, H, W) tensor in [-1, 1]).
 
     ``cfg.batch_size`` images per step: equal to N for the single-image and mini-batch regimes,
@@ -156,15 +158,18 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     is checkpointed atomically to ``checkpoint_dir/hypergan.safetensors`` every
     ``cfg.checkpoint_every`` steps and after each scale; ``resume=True`` continues from it (same
     images, config and seed). ``step_callback(model, step)`` runs after every step (after a due
-    checkpoint), ``scale_callback(model, n)`` after scale ``n``.
+    checkpoint), ``scale_callback(model, n)`` after scale ``n``. ``names`` (one per image, e.g.
+    file names) are used in error messages.
 
-    Raises ConfigError/DataError for bad input before any training, and TrainingError (naming
-    the last good checkpoint) when a loss becomes NaN or infinite.
+    Raises ConfigError/DataError for bad input before any training (an image whose short side is
+    below the pyramid's ``min_size`` is refused: enlarging it would train on blur), and
+    TrainingError (naming the last good checkpoint) when a loss becomes NaN or infinite.
     """
     cfg = HyperGANConfig() if cfg is None else cfg
     if not isinstance(cfg, HyperGANConfig):
         raise ConfigError(f"train_hypergan: cfg must be a HyperGANConfig, got {type(cfg).__name__}")
     cfg.validate()
+    check_min_size(images, cfg.pyramid, names=names)
     rank, world = _dist()
     if device is None:
         device = (torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -484,12 +489,14 @@ def main(argv: list[str] | None = None) -> int:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
-        imgs = [img for _, img in load_collection(args.images, limit=args.limit)]
+        named = load_collection(args.images, limit=args.limit)
+        imgs = [img for _, img in named]
         overrides = dict(_parse_override(s) for s in args.set)
         cfg = HyperGANConfig.from_profile(args.profile, args.regime, n_images=len(imgs),
                                           **overrides)
         model = train_hypergan(imgs, cfg, seed=args.seed, checkpoint_dir=args.out,
-                               resume=args.resume, show_progress=_dist()[0] == 0)
+                               resume=args.resume, show_progress=_dist()[0] == 0,
+                               names=[name for name, _ in named])
         if _dist()[0] == 0:          # the last scale's checkpoint is the final model
             print(f"trained {model.n_trained} scales on {len(imgs)} images in "
                   f"{model.timings['total_seconds']:.1f} s; saved {args.out}/{CHECKPOINT_NAME}")
