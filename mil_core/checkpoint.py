@@ -11,7 +11,13 @@ SinGAN's pickled modules are listed among the reference code's problems, REFEREN
 here never unpickles: a pickled file is refused with an explanation.
 
 Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the
-target, so an interrupted run never leaves a half-written checkpoint under the real name.
+target, so an interrupted run never leaves a half-written checkpoint under the real name. The
+file gets the ordinary mode of a new file, ``0o666 & ~umask`` (0644 under the usual umask 022),
+not the 0600 of a bare temporary file.
+
+Trainers call :func:`prepare_checkpoint_path` once, before training, so that a run never
+silently replaces another run's checkpoint: an existing file needs ``resume=True`` (continue it)
+or ``overwrite=True`` (replace it, at the first new checkpoint).
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import json
 import os
 import struct
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,16 +36,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_metadata", "check_same_run", "FORMAT",
-           "VERSION"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_metadata", "check_same_run",
+           "prepare_checkpoint_path", "OTHER_RUN_HINT", "FORMAT", "VERSION"]
 
 FORMAT = "mil-companion-checkpoint"
 VERSION = 1
 _PICKLE_HINT = ("mil_core never unpickles checkpoints, because unpickling can execute code. "
                 "Re-save the state with mil_core.checkpoint.save_checkpoint, or, if you trust the "
                 "file, open it yourself with torch.load(path, weights_only=True).")
+# the way on when resume=True finds a checkpoint of another run (config, seed or data differ)
+OTHER_RUN_HINT = ("use another checkpoint_dir, or overwrite=True instead of resume=True "
+                  "(--overwrite instead of --resume) to start afresh there")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +141,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any],
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            _set_new_file_mode(f.fileno(), tmp)
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
@@ -139,6 +150,38 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any],
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _current_umask() -> int:
+    """The process umask, read without a window in which it is 0 where possible.
+
+    Linux reports it in ``/proc/self/status``. Elsewhere it is read by setting a strict umask
+    (077) and restoring the old one at once, under a lock: a file that another thread creates in
+    that instant can only get a narrower mode, never a wider one.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        old = os.umask(0o077)
+        os.umask(old)
+    return old
+
+
+def _set_new_file_mode(fd: int, tmp: str) -> None:
+    """Give the temporary file (0600 from mkstemp) the mode ``open()`` would: 0o666 & ~umask."""
+    mode = 0o666 & ~_current_umask()
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:  # pragma: no cover - Windows has no fchmod; chmod only toggles read-only there
+        os.chmod(tmp, mode)
 
 
 def _read_header(path: Path, data: bytes) -> dict[str, str]:
@@ -221,8 +264,39 @@ def check_same_run(path: str | os.PathLike, what: str, saved_config: Mapping[str
     ``what`` names the config class in the message (e.g. ``"SinGANConfig"``).
     """
     if dict(saved_config) != dict(config):
-        raise CheckpointError(f"{path} was written with another {what}; use another "
-                              "checkpoint_dir or resume=False")
+        raise CheckpointError(f"{path} was written with another {what}; {OTHER_RUN_HINT}")
     if saved_seed != seed:
         raise CheckpointError(f"{path} was written with seed {saved_seed}, not {seed}; "
-                              "use another checkpoint_dir or resume=False")
+                              f"{OTHER_RUN_HINT}")
+
+
+def prepare_checkpoint_path(checkpoint_dir: str | os.PathLike | None, name: str, *,
+                            resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint file ``checkpoint_dir/name`` of a training run, checked before training.
+
+    Returns None when ``checkpoint_dir`` is None (no checkpoints). Raises :class:`ConfigError`
+    for ``resume=True`` together with ``overwrite=True``, and :class:`CheckpointError` when the
+    file already exists and neither is set (another run's checkpoint is never replaced
+    silently), or when the path is a folder. With ``overwrite=True`` nothing is deleted here:
+    the old file is replaced atomically by the run's first checkpoint, so an interrupt before
+    that leaves it intact. With ``resume=True`` and no file yet, the run starts afresh.
+    """
+    if resume and overwrite:
+        raise ConfigError("resume=True and overwrite=True (--resume and --overwrite) contradict "
+                          "each other: pass resume=True to continue the checkpoint in "
+                          "checkpoint_dir, or overwrite=True to replace it")
+    if checkpoint_dir is None:
+        return None
+    folder = Path(checkpoint_dir)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"checkpoint_dir {folder} is a file, not a folder; pass the folder "
+                              "that holds (or will hold) the checkpoints")
+    path = folder / name
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; remove it or use "
+                              "another checkpoint_dir")
+    if path.exists() and not resume and not overwrite:
+        raise CheckpointError(f"{path} already holds a checkpoint; pass resume=True (--resume "
+                              "on the command line) to continue that run, or overwrite=True "
+                              "(--overwrite) to replace it, or use another checkpoint_dir")
+    return path

@@ -10,7 +10,11 @@ rules (``--nbval-lax``), this module writes one small *replay* notebook per note
 - nbval then runs these cheap cells and compares "fresh" (smoke) against stored (committed).
 
     python -m mil_core.nbcheck --executed build/smoke/notebooks --committed notebooks \
-        --out build/nbval
+        --out build/nbval [--debug]
+
+Exit status: 0 when the replay notebooks were written, 2 for a missing folder or another bad
+argument, 1 for an unreadable notebook; the error is one line ``error: …`` on stderr
+(``--debug`` or ``MIL_DEBUG=1`` shows the traceback; see :mod:`mil_core.cli`).
 """
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from .cli import add_debug_argument, run_main
+from .errors import ConfigError
 
 __all__ = ["TAG", "replay", "build_replay_notebook", "main"]
 
@@ -93,12 +100,24 @@ def build_replay_notebook(committed: dict, executed: dict | None) -> dict | None
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line ``python -m mil_core.nbcheck``: write one replay notebook per committed
+    notebook with tagged cells. Returns the exit status (see the module docstring)."""
+    return run_main(_main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mil_core.nbcheck", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--executed", type=Path, required=True, help="papermill outputs (smoke)")
     ap.add_argument("--committed", type=Path, required=True, help="the committed notebooks")
     ap.add_argument("--out", type=Path, required=True, help="where replay notebooks go")
+    add_debug_argument(ap)
     args = ap.parse_args(argv)
+    for flag, folder, what in (("--committed", args.committed, "the committed notebooks"),
+                               ("--executed", args.executed, "the notebooks papermill executed "
+                                "(python -m mil_core.reproduce --output-dir)")):
+        if not folder.is_dir():
+            raise ConfigError(f"{flag} {folder}: no such folder; pass the folder of {what}")
     import nbformat  # reads multi-line strings back as single strings
 
     args.out.mkdir(parents=True, exist_ok=True)

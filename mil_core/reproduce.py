@@ -1,6 +1,6 @@
 """Run the numbered notebook series with papermill and print a summary table.
 
-    python -m mil_core.reproduce [--profile smoke|cpu|paper] [--only 00,03] [--jobs N]
+    python -m mil_core.reproduce [--profile smoke|cpu|paper] [--only 00,03] [--jobs N] [--debug]
 
 Each notebook ``notebooks/NN_*.ipynb`` runs in its own papermill process with the profile
 injected as the ``PROFILE`` parameter, a wall-clock timeout, and torch threads split between the
@@ -8,6 +8,10 @@ parallel jobs (one thread per job when ``--jobs`` > 1; REFERENCE §7). A failing
 stop the series; the exit status is non-zero if any failed. Executed notebooks go to a build
 folder (git-ignored), figures to ``figures/`` unless told otherwise, and the table is also
 written as ``summary.md`` and ``summary.json`` next to the executed notebooks.
+
+Exit status: 0 when every notebook ran, 1 when one failed, 2 for a bad argument (one line
+``error: …`` on stderr; ``--debug`` or ``MIL_DEBUG=1`` shows the traceback, see
+:mod:`mil_core.cli`), 130 when interrupted.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .cli import add_debug_argument, run_main
 from .errors import ConfigError
 from .profiles import get_profile, profile_names
 from .runtime import repo_root
@@ -45,7 +50,8 @@ class NotebookResult:
 def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
     """The numbered notebooks ``NN_*.ipynb`` of ``folder`` in order, filtered by ``only``."""
     if not folder.is_dir():
-        raise ConfigError(f"notebook folder {folder} does not exist")
+        raise ConfigError(f"notebook folder {folder} does not exist; pass the folder that holds "
+                          "the NN_*.ipynb files (--notebooks on the command line)")
     books = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
     if only:
         wanted = [o.strip() for o in only if o.strip()]
@@ -148,6 +154,17 @@ def run_series(notebooks: list[Path], out_dir: Path, profile: str, *, jobs: int 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line ``python -m mil_core.reproduce``: run the series, print the table.
+
+    ``argv``: the arguments without the program name (None: ``sys.argv[1:]``; ``--help`` lists
+    them). Returns the exit status: 0 when every notebook ran, 1 when one failed or timed out
+    (or a file could not be written), 2 for a bad argument; an error is printed as one line
+    ``error: …`` on stderr (see :func:`mil_core.cli.run_main`; ``--debug`` shows the traceback).
+    """
+    return run_main(_main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     root = repo_root() or Path.cwd()
     ap = argparse.ArgumentParser(prog="python -m mil_core.reproduce", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,21 +183,18 @@ def main(argv: list[str] | None = None) -> int:
                          "committed outputs are made: make publish PROFILE=cpu)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                     help="extra papermill parameter (string value)")
+    add_debug_argument(ap)
     args = ap.parse_args(argv)
-    try:
-        prof = get_profile(args.profile)
-        if args.jobs < 1:
-            raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
-        params = {}
-        for item in args.param:
-            key, sep, value = item.partition("=")
-            if not sep or not key.isidentifier():
-                raise ConfigError(f"--param {item!r} must look like NAME=VALUE")
-            params[key] = value
-        books = find_notebooks(args.notebooks, args.only.split(",") if args.only else None)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    prof = get_profile(args.profile)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--param {item!r} must look like NAME=VALUE")
+        params[key] = value
+    books = find_notebooks(args.notebooks, args.only.split(",") if args.only else None)
     out_dir = args.output_dir or root / "build" / "notebooks" / prof.name
     results = run_series(books, out_dir, prof.name, jobs=args.jobs, timeout_min=args.timeout,
                          figures_dir=args.figures_dir, params=params)

@@ -5,8 +5,10 @@ import struct
 import pytest
 import torch
 
-from mil_core.checkpoint import checkpoint_metadata, load_checkpoint, save_checkpoint
-from mil_core.errors import CheckpointError
+import mil_core.checkpoint as checkpoint
+from mil_core.checkpoint import (checkpoint_metadata, load_checkpoint, prepare_checkpoint_path,
+                                 save_checkpoint)
+from mil_core.errors import CheckpointError, ConfigError
 
 
 def _state():
@@ -107,3 +109,69 @@ def test_header_edit_is_refused(tmp_path):
     path.write_bytes(data[:8] + header + data[8 + n:])
     with pytest.raises(CheckpointError, match="not a mil-companion checkpoint"):
         load_checkpoint(path)
+
+
+# --- no silent overwrite ---------------------------------------------------------------------
+def test_prepare_checkpoint_path_refuses_to_replace_a_run_silently(tmp_path):
+    assert prepare_checkpoint_path(None, "x.safetensors", resume=False, overwrite=False) is None
+    path = tmp_path / "run" / "x.safetensors"
+    for resume, overwrite in [(False, False), (True, False), (False, True)]:  # nothing there yet
+        assert prepare_checkpoint_path(tmp_path / "run", "x.safetensors", resume=resume,
+                                       overwrite=overwrite) == path
+    save_checkpoint(path, {"x": torch.ones(2)})
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError) as info:
+        prepare_checkpoint_path(tmp_path / "run", "x.safetensors", resume=False, overwrite=False)
+    msg = str(info.value)
+    assert str(path) in msg and all(w in msg for w in ("resume=True", "--resume",
+                                                       "overwrite=True", "--overwrite"))
+    assert prepare_checkpoint_path(tmp_path / "run", "x.safetensors", resume=True,
+                                   overwrite=False) == path
+    assert prepare_checkpoint_path(tmp_path / "run", "x.safetensors", resume=False,
+                                   overwrite=True) == path
+    assert path.read_bytes() == before          # overwrite=True deletes nothing up front
+
+
+def test_prepare_checkpoint_path_bad_arguments(tmp_path):
+    for folder in (None, tmp_path):
+        with pytest.raises(ConfigError, match="resume=True and overwrite=True"):
+            prepare_checkpoint_path(folder, "x", resume=True, overwrite=True)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(CheckpointError, match="is a file, not a folder"):
+        prepare_checkpoint_path(tmp_path / "file", "x", resume=False, overwrite=False)
+    (tmp_path / "x").mkdir()
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        prepare_checkpoint_path(tmp_path, "x", resume=True, overwrite=False)
+
+
+# --- file mode -------------------------------------------------------------------------------
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and restore it afterwards."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_checkpoint_file_gets_the_ordinary_mode(tmp_path, umask):
+    umask(0o022)
+    path = save_checkpoint(tmp_path / "ck", {"x": torch.ones(2)})
+    assert path.stat().st_mode & 0o777 == 0o644
+    umask(0o077)
+    save_checkpoint(path, {"x": torch.zeros(2)})   # replacing takes the mode of a new file
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert os.umask(0o077) == 0o077                # the umask itself is left as it was
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_umask_without_proc(tmp_path, umask, monkeypatch):
+    def no_proc(*args, **kwargs):
+        raise OSError("no /proc here")
+    monkeypatch.setattr(checkpoint, "open", no_proc, raising=False)
+    umask(0o027)
+    assert checkpoint._current_umask() == 0o027
+    path = save_checkpoint(tmp_path / "ck", {"x": torch.ones(2)})
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert os.umask(0o027) == 0o027

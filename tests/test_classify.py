@@ -274,6 +274,46 @@ def test_resume_equals_uninterrupted(digits_lt, tmp_path):
                          checkpoint_dir=tmp_path / "b", resume=True)
 
 
+def _sha256(path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_second_run_into_a_checkpoint_dir_needs_resume_or_overwrite(digits_lt, tmp_path,
+                                                                     monkeypatch):
+    from mil_core.checkpoint import load_checkpoint
+
+    train, test, _ = digits_lt
+    cfg = dataclasses.replace(FAST, epochs=1)
+    train_classifier(train, test, cfg, device="cpu", checkpoint_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    before = _sha256(path)
+    assert load_checkpoint(path)["version"] == 1
+    with pytest.raises(CheckpointError) as info:
+        train_classifier(train, test, cfg, device="cpu", checkpoint_dir=tmp_path)
+    assert all(w in str(info.value) for w in (str(path), "resume", "overwrite"))
+    assert _sha256(path) == before
+    with pytest.raises(ConfigError, match="resume=True and overwrite=True"):
+        train_classifier(train, test, cfg, device="cpu", checkpoint_dir=tmp_path, resume=True,
+                         overwrite=True)
+    assert _sha256(path) == before
+
+    # overwrite=True: a run that diverges before its first checkpoint keeps the old file and
+    # does not call it its own last good checkpoint
+    class NanLoss(nn.Module):
+        def forward(self, logits, y):
+            return logits.sum() * float("nan")
+    with monkeypatch.context() as m:
+        m.setattr(trainer, "make_loss", lambda *a, **k: NanLoss())
+        with pytest.raises(TrainingError, match="no checkpoint was written"):
+            train_classifier(train, test, cfg, device="cpu", checkpoint_dir=tmp_path,
+                             overwrite=True)
+    assert _sha256(path) == before
+    other = dataclasses.replace(cfg, seed=4)
+    train_classifier(train, test, other, device="cpu", checkpoint_dir=tmp_path, overwrite=True)
+    assert _sha256(path) != before and load_checkpoint(path)["config"]["seed"] == 4
+
+
 class _StubTransform:
     """Records what the oracle is given; ``1 - x`` (detectable) or the identity."""
 

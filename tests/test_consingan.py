@@ -1,4 +1,7 @@
-"""ConSinGAN baseline (mil_core.models.consingan): schedule, growth, joint training, interface."""
+"""ConSinGAN baseline (mil_core.models.consingan): schedule, growth, joint training, interface,
+checkpoints and exact resume."""
+import dataclasses
+import hashlib
 import math
 
 import pytest
@@ -6,9 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from mil_core.data.pyramid import PyramidConfig, pyramid_shapes
-from mil_core.errors import ConfigError, DataError
+from mil_core.checkpoint import checkpoint_metadata, load_checkpoint, save_checkpoint
+from mil_core.errors import CheckpointError, ConfigError, DataError
 from mil_core.models import consingan as cs
-from mil_core.models.consingan import (ConSinGAN, ConSinGANConfig, GrowingGenerator,
+from mil_core.models.consingan import (CHECKPOINT_NAME, ConSinGAN, ConSinGANConfig,
+                                       GrowingGenerator,
                                        generator_param_groups, prepare_consingan, stage_shapes,
                                        train_consingan, train_stage)
 from mil_core.profiles import get_profile
@@ -230,3 +235,100 @@ def test_bad_config_raises(field, value):
 def test_too_many_stages_for_a_small_image():
     with pytest.raises(ConfigError, match="strictly increasing"):
         train_consingan(synthetic_image(), tiny_cfg(n_stages=12), show_progress=False)
+
+
+# --- checkpoints, exact resume, no silent overwrite ---------------------------------------------
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _quick(**kw):
+    return dict(seed=3, device="cpu", show_progress=False, log_every=1, **kw)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_state_carries_kind_and_version(trained, tmp_path):
+    state = trained.state()
+    assert state["kind"] == "consingan" and state["version"] == 1
+    path = trained.save(tmp_path / "m.safetensors", extra={"note": "x"})
+    assert load_checkpoint(path)["extra"] == {"note": "x"}
+    assert checkpoint_metadata(path)["kind"] == "consingan"
+    # a file written before states had kind / version still loads
+    legacy = {k: v for k, v in state.items() if k not in ("kind", "version")}
+    legacy["config"] = dataclasses.asdict(trained.config)
+    old = save_checkpoint(tmp_path / "old.safetensors", legacy, {"model": "ConSinGAN"})
+    assert torch.equal(ConSinGAN.load(old).reconstruct(), trained.reconstruct())
+    with pytest.raises(CheckpointError, match="not a ConSinGAN checkpoint"):
+        ConSinGAN.load(save_checkpoint(tmp_path / "w", {"kind": "singan", "netG": {}}))
+
+
+def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
+    img, cfg = synthetic_image(), tiny_cfg(iters_per_stage=4)
+    full = train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path / "a"))
+    assert checkpoint_metadata(tmp_path / "a" / CHECKPOINT_NAME)["n_trained"] == 3
+
+    def stop_after_stage_0(model, n):
+        if n == 0:
+            raise _Interrupt
+    with pytest.raises(_Interrupt):
+        train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path / "b",
+                                           callback=stop_after_stage_0))
+    assert ConSinGAN.load(tmp_path / "b" / CHECKPOINT_NAME).n_trained == 1
+    seen: list[int] = []
+    resumed = train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path / "b", resume=True,
+                                                 callback=lambda m, n: seen.append(n)))
+    assert seen == [1, 2]                                  # only the missing stages were trained
+    a, b = dict(full.named_parameters()), dict(resumed.named_parameters())
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.noise_amps == full.noise_amps and resumed.history == full.history
+    assert torch.equal(resumed.z_star, full.z_star)
+    assert torch.equal(full.sample(2, generator=torch.Generator().manual_seed(0)),
+                       resumed.sample(2, generator=torch.Generator().manual_seed(0)))
+    # resuming a finished run trains nothing and returns the same model
+    again = train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path / "b", resume=True,
+                                               callback=lambda m, n: seen.append(n)))
+    assert seen == [1, 2] and torch.equal(again.reconstruct(), full.reconstruct())
+
+
+def test_resume_refuses_another_run(tmp_path):
+    img, cfg = synthetic_image(), tiny_cfg(iters_per_stage=2)
+    train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path))
+    with pytest.raises(CheckpointError, match="seed 3, not 4"):
+        train_consingan(img, cfg, **{**_quick(checkpoint_dir=tmp_path, resume=True), "seed": 4})
+    with pytest.raises(CheckpointError, match="another ConSinGANConfig"):
+        train_consingan(img, tiny_cfg(iters_per_stage=3),
+                        **_quick(checkpoint_dir=tmp_path, resume=True))
+    with pytest.raises(CheckpointError, match="another image"):
+        train_consingan(img.flip(-1), cfg, **_quick(checkpoint_dir=tmp_path, resume=True))
+    # a model saved by ConSinGAN.save has no critic or RNG state: no exact resume from it
+    model = ConSinGAN.load(tmp_path / CHECKPOINT_NAME)
+    model.save(tmp_path / "plain" / CHECKPOINT_NAME)
+    with pytest.raises(CheckpointError, match="cannot resume"):
+        train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path / "plain", resume=True))
+
+
+def test_second_run_into_a_checkpoint_dir_needs_resume_or_overwrite(tmp_path, monkeypatch):
+    img, cfg = synthetic_image(), tiny_cfg(iters_per_stage=2)
+    train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path))
+    path = tmp_path / CHECKPOINT_NAME
+    before = _sha256(path)
+    with pytest.raises(CheckpointError) as info:
+        train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path))
+    assert all(w in str(info.value) for w in (str(path), "resume", "overwrite"))
+    assert _sha256(path) == before
+    with pytest.raises(ConfigError, match="resume=True and overwrite=True"):
+        train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path, resume=True, overwrite=True))
+    assert _sha256(path) == before
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("stopped before the first stage was finished")
+    with monkeypatch.context() as m:
+        m.setattr(cs, "train_stage", fail)
+        with pytest.raises(RuntimeError, match="stopped"):
+            train_consingan(img, cfg, **_quick(checkpoint_dir=tmp_path, overwrite=True))
+    assert _sha256(path) == before                          # kept until the first new stage
+    train_consingan(img, cfg, **{**_quick(checkpoint_dir=tmp_path, overwrite=True), "seed": 5})
+    assert _sha256(path) != before and load_checkpoint(path)["extra"]["seed"] == 5

@@ -10,6 +10,9 @@ tiny images; the one longer run (300 steps) is a module fixture shared by severa
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import pytest
 import torch
 import torch.nn.functional as F
@@ -313,6 +316,72 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
     with pytest.raises(CheckpointError, match="other images"):
         train([stripes(), blob(), noise_image(1)], cfg, seed=5, checkpoint_dir=tmp_path / "b",
               resume=True)
+
+
+def _sha256(path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_second_run_into_a_checkpoint_dir_needs_resume_or_overwrite(tmp_path):
+    images, _ = _resume_setup()
+    cfg = smoke("dataset", 3, iters_per_scale=2, batch_size=2, log_every=1)
+    train(images, cfg, seed=5, checkpoint_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    before = _sha256(path)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()     # ordinary file mode
+    with pytest.raises(CheckpointError) as info:
+        train(images, cfg, seed=6, checkpoint_dir=tmp_path)
+    assert all(w in str(info.value) for w in (str(path), "resume", "overwrite"))
+    with pytest.raises(ConfigError, match="resume=True and overwrite=True"):
+        train(images, cfg, seed=5, checkpoint_dir=tmp_path, resume=True, overwrite=True)
+    assert _sha256(path) == before
+    # a run that diverges at once with overwrite=True does not call the old file "last good"
+    def poison(model: HyperGAN, step: int) -> None:
+        with torch.no_grad():
+            model.G.encoder.fc.weight.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="no checkpoint was written"):
+        train(images, cfg, seed=6, checkpoint_dir=tmp_path, overwrite=True, step_callback=poison)
+    assert _sha256(path) == before
+    train(images, cfg, seed=6, checkpoint_dir=tmp_path, overwrite=True)
+    assert _sha256(path) != before and load_checkpoint(path)["extra"]["seed"] == 6
+
+
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+    """The training CLI: a bad folder, then a second run into a finished run's folder, each end
+    in one ``error:`` line and a non-zero status; ``--debug`` shows the traceback."""
+    env = {**os.environ, "MIL_OFFLINE": "1", "MIL_PROGRESS": "0"}
+    env.pop("MIL_DEBUG", None)
+    base = [sys.executable, "-m", "mil_core.models.hypergan_train", "--profile", "smoke",
+            "--set", "iters_per_scale=1", "--threads", "1", "--out", str(tmp_path / "run")]
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*base, *args], capture_output=True, text=True, env=env,
+                              timeout=180)
+
+    def one_line(res: subprocess.CompletedProcess) -> str:
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.returncode != 0 and len(lines) == 1, res.stderr
+        assert lines[0].startswith("error:") and "Traceback" not in res.stderr
+        return lines[0]
+
+    assert "does not exist" in one_line(cli("--images", str(tmp_path / "nothere")))
+    debug = cli("--images", str(tmp_path / "nothere"), "--debug")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    ok = cli("--images", "bundled", "--limit", "2")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    path = tmp_path / "run" / CHECKPOINT_NAME
+    before = _sha256(path)
+    line = one_line(cli("--images", "bundled", "--limit", "2"))
+    assert str(path) in line and "--resume" in line and "--overwrite" in line
+    assert _sha256(path) == before
+    assert cli("--images", "bundled", "--limit", "2", "--overwrite").returncode == 0
 
 
 def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):

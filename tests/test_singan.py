@@ -304,3 +304,41 @@ def test_reconstruct_at_every_scale_both_baselines():
         assert torch.equal(recs[-1], model.reconstruct())
         with pytest.raises(ConfigError, match="scale"):
             model.reconstruct(scale=len(model.shapes))
+
+
+# --- no silent overwrite -------------------------------------------------------------------
+def _sha256(path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_second_run_into_a_checkpoint_dir_needs_resume_or_overwrite(tmp_path, monkeypatch):
+    from mil_core.checkpoint import load_checkpoint
+
+    img, cfg = synthetic_image(), tiny_config(iters=2)
+    train_singan(img, cfg, seed=3, device="cpu", show_progress=False, checkpoint_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    before = _sha256(path)
+    with pytest.raises(CheckpointError) as info:
+        train_singan(img, cfg, seed=4, device="cpu", show_progress=False,
+                     checkpoint_dir=tmp_path)
+    assert all(w in str(info.value) for w in (str(path), "resume", "overwrite"))
+    assert _sha256(path) == before
+    with pytest.raises(ConfigError, match="resume=True and overwrite=True"):
+        train_singan(img, cfg, seed=3, device="cpu", show_progress=False,
+                     checkpoint_dir=tmp_path, resume=True, overwrite=True)
+    assert _sha256(path) == before
+
+    # overwrite=True keeps the old file until the first new scale is saved ...
+    def fail(*args, **kwargs):
+        raise RuntimeError("stopped before the first scale was finished")
+    with monkeypatch.context() as m:
+        m.setattr("mil_core.models.singan._train_scale", fail)
+        with pytest.raises(RuntimeError, match="stopped"):
+            train_singan(img, cfg, seed=4, device="cpu", show_progress=False,
+                         checkpoint_dir=tmp_path, overwrite=True)
+    assert _sha256(path) == before
+    # ... and then replaces it
+    train_singan(img, cfg, seed=4, device="cpu", show_progress=False, checkpoint_dir=tmp_path,
+                 overwrite=True)
+    assert _sha256(path) != before and load_checkpoint(path)["extra"]["seed"] == 4

@@ -29,7 +29,8 @@ Reproducibility: every random draw comes from explicit CPU ``torch.Generator`` o
 ``torch.random.fork_rng`` with ``manual_seed``. A CPU run with one thread is bit-for-bit
 reproducible. After every epoch the model, the optimizer, both generators and the history go to
 ``checkpoint_dir/classifier.safetensors`` (:mod:`mil_core.checkpoint`: atomic, never pickled);
-``resume=True`` continues from there exactly as if never interrupted.
+``resume=True`` continues from there exactly as if never interrupted, and a checkpoint found
+there without ``resume`` is only replaced with ``overwrite=True``.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import OTHER_RUN_HINT, load_checkpoint, prepare_checkpoint_path, save_checkpoint
 from ..data.longtail import class_balanced_sampler
 from ..data.mnist_like import ImageSet
 from ..data.nuisance import TRANSFORMS, get_transform, to_float
@@ -62,6 +63,8 @@ __all__ = ["ClassifierConfig", "ClassifierRun", "RULES", "CHECKPOINT_NAME", "ste
 RULES = ("erm", "resample", "drs", "reweight", "drw")
 CHECKPOINT_NAME = "classifier.safetensors"   # written in ``checkpoint_dir`` after every epoch
 _ORACLE_TAG = 0x0AC1E                        # mixed into the oracle generator's seed
+_KIND = "classifier"                         # state["kind"] of the checkpoint
+_STATE_VERSION = 1                           # state["version"]; newer ones are refused
 
 
 @dataclass(frozen=True)
@@ -389,34 +392,37 @@ def _check_data(train: ImageSet, test: ImageSet | None, cfg: ClassifierConfig) -
 
 def _resume_state(path: Path, cfg: ClassifierConfig, fingerprint: str) -> dict[str, Any]:
     state = load_checkpoint(path)
-    if state.get("kind") != "classifier":
-        raise CheckpointError(f"{path} is not a classifier checkpoint; use another "
-                              "checkpoint_dir or resume=False")
+    if state.get("kind") != _KIND:
+        raise CheckpointError(f"{path} is not a classifier checkpoint; {OTHER_RUN_HINT}")
+    if int(state.get("version", 0)) > _STATE_VERSION:
+        raise CheckpointError(f"{path} was written by a newer mil_core (classifier state "
+                              f"version {state['version']} > {_STATE_VERSION}); upgrade "
+                              "mil_core to resume it")
     if state.get("config") != cfg.to_dict():
         raise CheckpointError(f"{path} was written with another ClassifierConfig "
-                              f"({state.get('config')}); use another checkpoint_dir or "
-                              "resume=False")
+                              f"({state.get('config')}); {OTHER_RUN_HINT}")
     if state.get("data") != fingerprint:
-        raise CheckpointError(f"{path} was trained on other data; use another checkpoint_dir "
-                              "or resume=False")
+        raise CheckpointError(f"{path} was trained on other data; {OTHER_RUN_HINT}")
     return state
 
 
 def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConfig | None = None,
                      *, device: str | torch.device | None = None,
                      checkpoint_dir: str | Path | None = None, resume: bool = False,
-                     show_progress: bool = False,
+                     overwrite: bool = False, show_progress: bool = False,
                      callback: Callable[[dict[str, Any]], None] | None = None) -> ClassifierRun:
     """Train ``cfg.model`` on the long-tailed ``train`` split with ``cfg.rule`` and ``cfg.loss``.
 
     ``test`` (or None) is evaluated every ``cfg.eval_every`` epochs and after the last.
     ``checkpoint_dir``: everything needed to continue is saved atomically to
     ``checkpoint_dir/classifier.safetensors`` after every epoch; with ``resume=True`` a run found
-    there (same config and data) continues exactly. ``callback(row)`` runs after every epoch
-    (after its checkpoint) with that epoch's history row.
+    there (same config and data) continues exactly. Without ``resume`` an existing checkpoint
+    raises CheckpointError unless ``overwrite=True``, which replaces it when the first new epoch
+    is saved (:func:`mil_core.checkpoint.prepare_checkpoint_path`). ``callback(row)`` runs after
+    every epoch (after its checkpoint) with that epoch's history row.
 
-    Raises ConfigError / DataError for bad input before any training, CheckpointError for a
-    checkpoint of another run, and TrainingError when the loss becomes NaN or infinite.
+    Raises ConfigError / DataError for bad input and CheckpointError for a checkpoint of another
+    run, all before any training, and TrainingError when the loss becomes NaN or infinite.
     """
     cfg = ClassifierConfig() if cfg is None else cfg
     if not isinstance(cfg, ClassifierConfig):
@@ -425,7 +431,8 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
     cfg.validate()
     sizes = _check_data(train, test, cfg)
     dev = torch.device(device) if device is not None else get_device()
-    ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    ckpt = prepare_checkpoint_path(checkpoint_dir, CHECKPOINT_NAME, resume=resume,
+                                   overwrite=overwrite)
     fingerprint = _fingerprint(train)
 
     # model (init seeded without touching the caller's global RNG) and optimizer
@@ -445,8 +452,10 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
     history: list[dict[str, Any]] = []
     start_epoch, seconds_before, train_seconds, steps_done = 0, 0.0, 0.0, 0
     final_per_class: list[float] | None = None
+    ours = False             # does ckpt hold this run (resumed or written)? not the overwritten one
     if ckpt is not None and resume and ckpt.exists():
         state = _resume_state(ckpt, cfg, fingerprint)
+        ours = True
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         order_gen.set_state(state["generators"]["order"])
@@ -483,7 +492,7 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
             loss = criterion(logits, y)
             if not torch.isfinite(loss):
                 where = (f"the last good checkpoint is {ckpt} ({len(history)} epochs done)"
-                         if ckpt is not None and ckpt.exists() else "no checkpoint was written")
+                         if ckpt is not None and ours else "no checkpoint was written")
                 raise TrainingError(f"classifier training diverged: loss {loss.item()} at epoch "
                                     f"{epoch}, step {step} (lr {plan['lr']:g}); {where}. Lower "
                                     "ClassifierConfig.lr or check the images.")
@@ -512,17 +521,18 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=row["acc"], refresh=False)
         if ckpt is not None:
-            state = {"kind": "classifier", "config": cfg.to_dict(), "data": fingerprint,
-                     "epoch": epoch + 1, "steps": steps_done,
+            state = {"kind": _KIND, "version": _STATE_VERSION, "config": cfg.to_dict(),
+                     "data": fingerprint, "epoch": epoch + 1, "steps": steps_done,
                      "seconds": seconds_before + time.perf_counter() - t_run,
                      "train_seconds": train_seconds,
                      "model": model.state_dict(), "optimizer": opt.state_dict(),
                      "generators": {"order": order_gen.get_state(),
                                     "oracle": oracle_gen.get_state()},
                      "history": history, "class_sizes": sizes}
-            save_checkpoint(ckpt, state, {"kind": "classifier", "epoch": epoch + 1,
+            save_checkpoint(ckpt, state, {"kind": _KIND, "epoch": epoch + 1,
                                           "model": cfg.model, "rule": cfg.rule,
                                           "loss": cfg.loss})
+            ours = True
         if callback is not None:
             callback(row)
 

@@ -25,6 +25,9 @@ Choices made here, where the paper leaves room or the official code would not ru
 - The official option ``scale_factor`` is overwritten in generation mode: the factor ``r`` is
   derived from ``min_size`` and ``n_stages`` (see :func:`stage_exponents`), so there is no such
   field here; ``schedule="geometric"`` gives the plain SinGAN-like pyramid instead.
+- Checkpoints as SinGAN's: with ``checkpoint_dir`` the model, the critic and the RNG state are
+  written atomically to ``checkpoint_dir/consingan.safetensors`` after every finished stage
+  (:mod:`mil_core.checkpoint`, never pickled), and ``resume=True`` continues exactly.
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import (OTHER_RUN_HINT, check_same_run, load_checkpoint, prepare_checkpoint_path,
+                          save_checkpoint)
 from ..data.pyramid import PyramidConfig, plan_pyramid, resize_to
 from ..errors import CheckpointError, ConfigError, DataError
 from ..losses import critic_loss, generator_adv_loss, noise_amplitude, reconstruction_loss
@@ -48,7 +52,11 @@ from .blocks import check_gan_image, init_weights
 
 __all__ = ["ConSinGANConfig", "ConSinGAN", "GrowingGenerator", "PatchCritic", "stage_exponents",
            "stage_shapes", "generator_param_groups", "prepare_consingan", "train_stage",
-           "train_consingan"]
+           "train_consingan", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "consingan.safetensors"   # file written in ``checkpoint_dir`` after every stage
+_KIND = "consingan"
+_STATE_VERSION = 1                  # 0: files of ``save`` before states had kind and version
 
 _N_STAGES = {"smoke": 3, "cpu": 5}   # fewer stages for the small profiles (paper: 6)
 _CRITIC_FIELD = 11                    # receptive field of the 5-layer unpadded 3×3 critic, px
@@ -110,6 +118,12 @@ class ConSinGANConfig:
         if self.schedule not in ("consingan", "geometric"):
             raise ConfigError(f"ConSinGANConfig.schedule must be 'consingan' or 'geometric', "
                               f"got {self.schedule!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (inverse: ``ConSinGANConfig(**d)``)."""
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
 
     @classmethod
     def from_profile(cls, profile: Any) -> "ConSinGANConfig":
@@ -412,30 +426,73 @@ class ConSinGAN(nn.Module):
         return u
 
     # --- persistence ------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write a safetensors checkpoint (no pickle) with everything needed to sample."""
-        state = {"config": dataclasses.asdict(self.config), "n_active": self.n_active,
-                 "netG": self.netG.state_dict(), "z_star": self.z_star,
-                 "noise_amps": list(self.noise_amps), "reals": list(self.reals),
-                 "history": list(self.history), "timings": dict(self.timings)}
-        return save_checkpoint(path, state, metadata={"model": "ConSinGAN"})
+    def state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model: tensors as tensors, the rest plain values."""
+        return {
+            "kind": _KIND, "version": _STATE_VERSION,
+            "config": self.config.to_dict(),
+            "n_active": self.n_active,
+            "netG": self.netG.state_dict(),
+            "z_star": self.z_star,
+            "noise_amps": [float(a) for a in self.noise_amps],
+            "reals": list(self.reals),
+            "history": list(self.history),
+            "timings": dict(self.timings),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "ConSinGAN":
+        """Inverse of :meth:`state` (on the CPU); raises CheckpointError for anything else.
+
+        Also reads the states of files written before states carried ``kind`` and ``version``.
+        """
+        legacy = isinstance(state, dict) and "kind" not in state and "netG" in state
+        if not isinstance(state, dict) or (state.get("kind") != _KIND and not legacy):
+            raise CheckpointError("not a ConSinGAN checkpoint (its state has no "
+                                  "kind='consingan'); load it with the class that wrote it")
+        if int(state.get("version", 0)) > _STATE_VERSION:
+            raise CheckpointError("this ConSinGAN checkpoint was written by a newer mil_core; "
+                                  "upgrade mil_core to read it")
+        try:
+            model = cls(ConSinGANConfig(**state["config"]), list(state["reals"]))
+            for _ in range(int(state["n_active"]) - 1):
+                model.netG.grow()
+            model.netG.load_state_dict(state["netG"])
+            model.netG.requires_grad_(False)
+            model.z_star = state["z_star"].detach().clone()
+            model.noise_amps = [float(a) for a in state["noise_amps"]]
+            model.history = list(state.get("history", []))
+            model.timings = dict(state.get("timings", model.timings))
+            model.timings["seconds_per_scale"] = list(model.timings.get("seconds_per_scale", []))
+        except (KeyError, TypeError, RuntimeError, AttributeError) as exc:
+            raise CheckpointError(f"damaged ConSinGAN checkpoint: {exc}") from exc
+        if len(model.noise_amps) != model.n_active:
+            raise CheckpointError("damaged ConSinGAN checkpoint: noise_amps and stages disagree")
+        return model.eval()
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Atomically write the model to ``path`` (safetensors, never pickled; see
+        :mod:`mil_core.checkpoint`). ``extra`` (tensors and plain values) is stored beside the
+        model, e.g. the critic and the RNG state of an unfinished run."""
+        state = self.state()
+        if extra:
+            state["extra"] = extra
+        meta = {"kind": _KIND, "model": "ConSinGAN", "n_scales": self.n_scales,
+                "n_trained": self.n_trained, "shapes": [list(s) for s in self.shapes],
+                "config": self.config.to_dict()}
+        return save_checkpoint(path, state, meta)
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device | None = "cpu"
              ) -> "ConSinGAN":
-        """Rebuild a model written by :meth:`save` on ``map_location`` (default CPU)."""
+        """Rebuild a model written by :meth:`save` on ``map_location`` (default CPU); never
+        unpickles (CheckpointError otherwise)."""
         state = load_checkpoint(path)
-        if "netG" not in state or "config" not in state:
-            raise CheckpointError(f"{path} is a mil_core checkpoint but not a ConSinGAN model")
-        model = cls(ConSinGANConfig(**state["config"]), state["reals"])
-        for _ in range(state["n_active"] - 1):
-            model.netG.grow()
-        model.netG.load_state_dict(state["netG"])
-        model.z_star = state["z_star"]
-        model.noise_amps = [float(a) for a in state["noise_amps"]]
-        model.history, model.timings = state["history"], state["timings"]
-        model.timings["seconds_per_scale"] = list(model.timings["seconds_per_scale"])
-        return model.to(map_location or "cpu").eval()
+        try:
+            model = cls.from_state(state)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from exc
+        return model.to(map_location or "cpu")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,29 +581,76 @@ def train_stage(model: ConSinGAN, critic: PatchCritic, stage: int, g: torch.Gene
     return time.perf_counter() - start
 
 
+def _resume(path: Path, cfg: ConSinGANConfig, reals: list[torch.Tensor], seed: int
+            ) -> tuple[ConSinGAN, dict[str, torch.Tensor], torch.Tensor]:
+    """Reload finished stages from ``path``; check they belong to this image, config and seed.
+
+    Returns ``(model, critic_state, rng_state)``.
+    """
+    state = load_checkpoint(path)
+    try:
+        model = ConSinGAN.from_state(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    extra = state.get("extra") or {}
+    if not {"seed", "rng", "critic"} <= set(extra):
+        raise CheckpointError(f"{path} holds no seed, RNG or critic state (it was written by "
+                              "ConSinGAN.save, not by train_consingan), so training cannot resume "
+                              f"exactly; {OTHER_RUN_HINT}")
+    check_same_run(path, "ConSinGANConfig", model.config.to_dict(), cfg.to_dict(),
+                   extra["seed"], seed)
+    same = len(reals) == model.n_scales and all(
+        a.shape == b.shape and torch.allclose(a, b, atol=1e-6) for a, b in zip(reals, model.reals))
+    if not same:
+        raise CheckpointError(f"{path} was trained on another image; {OTHER_RUN_HINT}")
+    if model.n_active != model.n_trained:
+        raise CheckpointError(f"{path} holds a stage that was not finished; {OTHER_RUN_HINT}")
+    return model, extra["critic"], extra["rng"]
+
+
 def train_consingan(image: torch.Tensor, cfg: ConSinGANConfig | None = None, *, seed: int = 0,
                     device: str | torch.device | None = None, show_progress: bool = True,
-                    log_every: int = 10,
+                    log_every: int = 10, checkpoint_dir: str | Path | None = None,
+                    resume: bool = False, overwrite: bool = False,
                     callback: Callable[[ConSinGAN, int], None] | None = None) -> ConSinGAN:
     """Train ConSinGAN on one image (3, H, W) in [-1, 1]; deterministic on CPU for a seed.
 
-    Inputs are checked before any training (DataError / ConfigError). ``model.history`` gets one
-    row per ``log_every`` iterations (scale, iter, d_loss, g_loss = g_adv + alpha·rec_loss,
-    g_adv, rec_loss, wasserstein, gp); ``model.timings`` holds seconds_per_scale,
-    total_seconds, iters_per_second and device (the keys of the SinGAN model).
-    ``callback(model, n)`` runs after stage ``n`` is finished.
+    ``model.history`` gets one row per ``log_every`` iterations (scale, iter, d_loss,
+    g_loss = g_adv + alpha·rec_loss, g_adv, rec_loss, wasserstein, gp); ``model.timings`` holds
+    seconds_per_scale, total_seconds, iters_per_second and device (the keys of the SinGAN
+    model). ``checkpoint_dir``: the model, the critic and the RNG state are saved atomically to
+    ``checkpoint_dir/consingan.safetensors`` after each finished stage; with ``resume=True`` the
+    finished stages are reloaded from there (same image, config and seed) and training goes on
+    exactly as if uninterrupted. An existing checkpoint there is never replaced silently:
+    without ``resume`` it raises CheckpointError unless ``overwrite=True``, which replaces it
+    when the first new stage is saved (:func:`mil_core.checkpoint.prepare_checkpoint_path`).
+    ``callback(model, n)`` runs after stage ``n`` is finished (after its checkpoint).
+
+    Raises DataError / ConfigError for a bad image or config and CheckpointError for a
+    checkpoint of another run, all before any training.
     """
     cfg = ConSinGANConfig() if cfg is None else cfg
     if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
         raise ConfigError(f"log_every must be a positive integer, got {log_every!r}")
-    model, critic, g = prepare_consingan(image, cfg, seed=seed, device=device)
+    model, critic, gen = prepare_consingan(image, cfg, seed=seed, device=device)
+    ckpt = prepare_checkpoint_path(checkpoint_dir, CHECKPOINT_NAME, resume=resume,
+                                   overwrite=overwrite)
+    if ckpt is not None and resume and ckpt.exists():
+        dev = model.device
+        model, critic_state, rng_state = _resume(ckpt, cfg, model.reals, int(seed))
+        model.to(dev)
+        critic.load_state_dict(critic_state)
+        gen.set_state(rng_state)
     model.timings["device"] = str(model.device)
-    for n in range(cfg.n_stages):
+    for n in range(model.n_trained, cfg.n_stages):
         model.timings["seconds_per_scale"].append(
-            train_stage(model, critic, n, g, show_progress=show_progress, log_every=log_every))
+            train_stage(model, critic, n, gen, show_progress=show_progress, log_every=log_every))
         total = float(sum(model.timings["seconds_per_scale"]))
         model.timings["total_seconds"] = total
         model.timings["iters_per_second"] = cfg.iters_per_stage * (n + 1) / max(total, 1e-9)
+        if ckpt is not None:
+            model.save(ckpt, extra={"seed": int(seed), "rng": gen.get_state(),
+                                    "critic": critic.state_dict()})
         if callback is not None:
             callback(model, n)
     return model.eval()

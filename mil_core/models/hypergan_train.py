@@ -45,8 +45,9 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import check_same_run, load_checkpoint
+from ..checkpoint import OTHER_RUN_HINT, check_same_run, load_checkpoint, prepare_checkpoint_path
 from ..data.pyramid import check_min_size
+from ..cli import add_debug_argument, run_main
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
 from ..losses import critic_loss, reconstruction_loss
 from ..runtime import get_device, progress
@@ -147,6 +148,7 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
                    cfg: HyperGANConfig | None = None, *, seed: int = 0,
                    device: str | torch.device | None = None, show_progress: bool = True,
                    checkpoint_dir: str | Path | None = None, resume: bool = False,
+                   overwrite: bool = False,
                    step_callback: Callable[[HyperGAN, int], None] | None = None,
                    scale_callback: Callable[[HyperGAN, int], None] | None = None,
                    names: Sequence[str] | None = None) -> HyperGAN:
@@ -157,7 +159,8 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     every random draw (weights, z*, noise, batches, penalty mixing). ``checkpoint_dir``: the run
     is checkpointed atomically to ``checkpoint_dir/hypergan.safetensors`` every
     ``cfg.checkpoint_every`` steps and after each scale; ``resume=True`` continues from it (same
-    images, config and seed). ``step_callback(model, step)`` runs after every step (after a due
+    images, config and seed). A folder that already holds a checkpoint is refused unless
+    ``resume=True`` or ``overwrite=True`` (which replaces it at the first new checkpoint). ``step_callback(model, step)`` runs after every step (after a due
     checkpoint), ``scale_callback(model, n)`` after scale ``n``. ``names`` (one per image, e.g.
     file names) are used in error messages.
 
@@ -170,6 +173,8 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
         raise ConfigError(f"train_hypergan: cfg must be a HyperGANConfig, got {type(cfg).__name__}")
     cfg.validate()
     check_min_size(images, cfg.pyramid, names=names)
+    ckpt = prepare_checkpoint_path(checkpoint_dir, CHECKPOINT_NAME, resume=resume,
+                                   overwrite=overwrite)
     rank, world = _dist()
     if device is None:
         device = (torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -187,14 +192,13 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     sampler = BatchSampler(n_img, cfg.batch_size, seed)
     run = _Run(gen=gen, rank=rank, local=cfg.batch_size // world, world=world)
 
-    ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     pos = {"scale": 0, "iter": 0, "step": 0, "amp": 1.0}
     opt_states: dict[str, Any] | None = None
     if ckpt is not None and resume and ckpt.exists():
         model, pos, opt_states = _resume(ckpt, cfg, seed, digest, gen, sampler)
     model.to(dev).train()
     model.timings.update(device=str(dev), world_size=world, n_images=n_img)
-    last_good = ckpt if (ckpt is not None and ckpt.exists()) else None
+    last_good = ckpt if (ckpt is not None and resume and ckpt.exists()) else None
 
     for n in range(pos["scale"], model.n_scales):
         g_run, d_run, g_train = _prepare_scale(model, n, dev, world)
@@ -449,8 +453,7 @@ def _resume(path: Path, cfg: HyperGANConfig, seed: int, digest: str, gen: torch.
     check_same_run(path, "HyperGANConfig", model.config.to_dict(), cfg.to_dict(), extra.get("seed"),
                    int(seed))
     if extra.get("data") != digest:
-        raise CheckpointError(f"{path} was trained on other images; use another checkpoint_dir "
-                              "or resume=False")
+        raise CheckpointError(f"{path} was trained on other images; {OTHER_RUN_HINT}")
     try:
         gen.set_state(extra["rng"])
         sampler.load(extra["sampler"])
@@ -467,7 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m mil_core.models.hypergan_train --images bundled --limit 8 --profile cpu
     --out runs/mil`` (prefix with ``python -m torch.distributed.run --nproc_per_node K`` for
     DDP). Writes ``OUT/hypergan.safetensors``: checkpoints during training, the final model after
-    the last scale (``HyperGAN.load`` reads both)."""
+    the last scale (``HyperGAN.load`` reads both). An OUT that holds a checkpoint needs
+    ``--resume`` or ``--overwrite``. Errors print one line (``--debug``: the traceback)."""
+    return run_main(_main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     from ..data.bundled import load_collection
     from ..runtime import set_threads
 
@@ -480,8 +488,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a HyperGANConfig field (int/float/str), repeatable")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="checkpoint folder")
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace the checkpoint in --out (refused without this or --resume)")
     ap.add_argument("--threads", type=int, default=1)
+    add_debug_argument(ap)
     args = ap.parse_args(argv)
 
     set_threads(args.threads)
@@ -495,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = HyperGANConfig.from_profile(args.profile, args.regime, n_images=len(imgs),
                                           **overrides)
         model = train_hypergan(imgs, cfg, seed=args.seed, checkpoint_dir=args.out,
-                               resume=args.resume, show_progress=_dist()[0] == 0,
+                               resume=args.resume, overwrite=args.overwrite, show_progress=_dist()[0] == 0,
                                names=[name for name, _ in named])
         if _dist()[0] == 0:          # the last scale's checkpoint is the final model
             print(f"trained {model.n_trained} scales on {len(imgs)} images in "

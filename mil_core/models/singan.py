@@ -33,7 +33,8 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from ..checkpoint import check_same_run, load_checkpoint, save_checkpoint
+from ..checkpoint import (OTHER_RUN_HINT, check_same_run, load_checkpoint, prepare_checkpoint_path,
+                          save_checkpoint)
 from ..data.pyramid import PyramidConfig, build_pyramid, plan_pyramid, resize_to
 from .. import validation as check
 from ..errors import CheckpointError, ConfigError, DataError
@@ -436,17 +437,17 @@ def _resume(path: Path, cfg: SinGANConfig, reals: list[torch.Tensor], seed: int
     same = len(reals) == model.n_scales and all(
         a.shape == b.shape and torch.allclose(a, b, atol=1e-6) for a, b in zip(reals, model.reals))
     if not same:
-        raise CheckpointError(f"{path} was trained on another image; use another checkpoint_dir "
-                              "or resume=False")
+        raise CheckpointError(f"{path} was trained on another image; {OTHER_RUN_HINT}")
     if "rng" not in extra:
-        raise CheckpointError(f"{path} holds no RNG state, so training cannot resume exactly")
+        raise CheckpointError(f"{path} holds no RNG state (it was written by SinGAN.save, not by "
+                              f"train_singan), so training cannot resume exactly; {OTHER_RUN_HINT}")
     return model, extra["rng"]
 
 
 def train_singan(image: torch.Tensor, cfg: SinGANConfig | None = None, *, seed: int = 0,
                  device: str | torch.device | None = None, show_progress: bool = True,
                  log_every: int = 10, checkpoint_dir: str | Path | None = None,
-                 resume: bool = False,
+                 resume: bool = False, overwrite: bool = False,
                  callback: Callable[[SinGAN, int], None] | None = None) -> SinGAN:
     """Train a SinGAN on ``image`` (3, H, W) in [-1, 1], coarse to fine (SinGAN Sec. 2.2).
 
@@ -455,9 +456,13 @@ def train_singan(image: torch.Tensor, cfg: SinGANConfig | None = None, *, seed: 
     rows of ``model.history``. ``checkpoint_dir``: the model is saved atomically to
     ``checkpoint_dir/singan.safetensors`` after each finished scale; with ``resume=True`` the
     finished scales are reloaded from there (same image, config and seed) and training goes on
-    exactly as if uninterrupted. ``callback(model, n)`` runs after scale ``n`` is finished.
+    exactly as if uninterrupted. An existing checkpoint there is never replaced silently: without
+    ``resume`` it raises CheckpointError unless ``overwrite=True``, which replaces it when the
+    first new scale is saved (see :func:`mil_core.checkpoint.prepare_checkpoint_path`).
+    ``callback(model, n)`` runs after scale ``n`` is finished.
 
-    Raises DataError / ConfigError for a bad image or config before any training.
+    Raises DataError / ConfigError for a bad image or config and CheckpointError for a
+    checkpoint of another run, all before any training.
     """
     cfg = SinGANConfig() if cfg is None else cfg
     if not isinstance(cfg, SinGANConfig):
@@ -472,7 +477,8 @@ def train_singan(image: torch.Tensor, cfg: SinGANConfig | None = None, *, seed: 
     gen = torch.Generator()
     gen.manual_seed(int(seed))
     reals = build_pyramid(image.detach().float().cpu(), cfg.pyramid)        # [(3, H_n, W_n)]
-    ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    ckpt = prepare_checkpoint_path(checkpoint_dir, CHECKPOINT_NAME, resume=resume,
+                                   overwrite=overwrite)
 
     if ckpt is not None and resume and ckpt.exists():
         model, rng_state = _resume(ckpt, cfg, reals, int(seed))
