@@ -446,6 +446,22 @@ def test_extract_patches():
         extract_patches(img, size=11)
 
 
+def test_extract_patches_at_corners_match_the_grid():
+    # the random-patch mode of SWD cuts patches at given corners: the same rows as the full grid
+    img = torch.randn(3, 12, 15, dtype=torch.float64)
+    grid = extract_patches(img, size=7)                                  # (6·9, 147)
+    ys, xs = torch.tensor([0, 5, 2, 5]), torch.tensor([0, 8, 3, 8])
+    at = extract_patches(img, size=7, positions=(ys, xs))
+    assert at.dtype == torch.float64 and at.shape == (4, 147)
+    assert torch.equal(at, grid[ys * 9 + xs])
+    with pytest.raises(DataError, match="inside"):
+        extract_patches(img, size=7, positions=(torch.tensor([6]), torch.tensor([0])))
+    with pytest.raises(DataError, match="one image"):
+        extract_patches(img.unsqueeze(0), size=7, positions=(ys, xs))
+    with pytest.raises(DataError, match="one length"):
+        extract_patches(img, size=7, positions=(ys, xs[:2]))
+
+
 def test_patch_nn_distance_and_nearest_reference():
     refs = [_image(0, 40, 40), _image(1, 40, 40), _image(2, 36, 44)]
     gen = [refs[0], _noisy(refs[1], 0.05), _noisy(refs[2], 0.05)]

@@ -3,7 +3,10 @@
 - :func:`sifid`, :func:`sifid_report`, :func:`sifid_folders`: Single-Image FID on Inception-v3
   spatial features (:class:`InceptionFeatures`; needs a local weights file, see
   :func:`resolve_inception_weights`); SIFID = mean of per-image minima, mSIFID = pooled mean.
-- :func:`swd`: weight-free multi-scale sliced Wasserstein distance (ProGAN), works offline.
+- :func:`swd`: weight-free multi-scale sliced Wasserstein distance (ProGAN), works offline; by
+  default over every 7×7 patch (an identical copy scores exactly 0).
+- :func:`swd_per_sample`: the table protocol, SWD of each sample against the real image and the
+  mean over samples (the mSIFID analog); ``mil_core.calibration`` gives its reference points.
 - :func:`diversity`: SinGAN's pixel-std diversity.
 - :func:`patch_nn_distance`, :func:`nearest_reference`: patch nearest neighbours (memorisation,
   leakage between images).
@@ -18,7 +21,7 @@ from .inception import (INCEPTION_WEIGHTS_ENV, INCEPTION_WEIGHTS_FILE, INCEPTION
                         resolve_inception_weights)
 from .sifid import (sifid, sifid_folders, sifid_many, sifid_report, spatial_features,
                     summarize_sifid)
-from .swd import laplacian_pyramid, sliced_wasserstein, swd
+from .swd import MAX_ALL_PATCHES, laplacian_pyramid, sliced_wasserstein, swd, swd_per_sample
 from .diversity import diversity
 from .patches import extract_patches, nearest_reference, patch_nn_distance
 from .report import image_metrics
@@ -30,7 +33,7 @@ __all__ = [
     "InceptionFeatures", "InceptionWeightsMissing", "download_inception_weights",
     "inception_feature_size", "load_inception_state_dict", "resolve_inception_weights",
     "sifid", "sifid_folders", "sifid_many", "sifid_report", "spatial_features", "summarize_sifid",
-    "laplacian_pyramid", "sliced_wasserstein", "swd",
+    "MAX_ALL_PATCHES", "laplacian_pyramid", "sliced_wasserstein", "swd", "swd_per_sample",
     "diversity",
     "extract_patches", "nearest_reference", "patch_nn_distance",
     "image_metrics",

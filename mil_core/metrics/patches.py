@@ -12,6 +12,10 @@ generated and the reference images (``ref_stride`` may differ); at most ``max_pa
 patches per generated image are kept, chosen at random by the seeded generator. The nearest
 reference patch is found with ``torch.cdist`` in chunks (memory bounded by ~2^24 distances at a
 time), and its distance is recomputed exactly, so identical patches give exactly 0.
+
+:func:`extract_patches` is the package's one patch extraction: the sliced Wasserstein distance
+(``swd.py``) cuts its descriptors with it too, every patch (stride 1) of each pyramid level or,
+in its random-patch mode, the patches at given corners.
 """
 from __future__ import annotations
 
@@ -23,23 +27,50 @@ from ..errors import ConfigError, DataError
 __all__ = ["extract_patches", "patch_nn_distance", "nearest_reference"]
 
 
-def extract_patches(img: torch.Tensor, size: int = 7, stride: int = 1) -> torch.Tensor:
-    """All ``size × size`` patches on a ``stride`` grid, flattened.
+def extract_patches(img: torch.Tensor, size: int = 7, stride: int = 1, *,
+                    positions: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Flattened ``size × size`` patches: all of them on a ``stride`` grid, or those at given
+    top-left corners.
 
     ``(3, H, W)`` → ``(L, 3·size²)``; ``(B, 3, H, W)`` → ``(B, L, 3·size²)``, with
-    ``L = (⌊(H−size)/stride⌋+1)·(⌊(W−size)/stride⌋+1)`` in row-major order.
+    ``L = (⌊(H−size)/stride⌋+1)·(⌊(W−size)/stride⌋+1)`` in row-major order. With
+    ``positions=(ys, xs)`` (two integer tensors of length n, top-left corners; ``stride`` is then
+    not used; ``(3, H, W)`` input only): ``(n, 3·size²)``, row k the patch at ``(ys[k], xs[k])``.
+    Both give the same channel-major layout (that of ``F.unfold``), and the dtype of ``img``.
     """
     if not isinstance(size, int) or size < 1 or not isinstance(stride, int) or stride < 1:
         raise ConfigError(f"size and stride must be positive integers, got {size!r}, {stride!r}.")
     if not isinstance(img, torch.Tensor) or img.dim() not in (3, 4):
         raise DataError("img must be a tensor (3, H, W) or (B, 3, H, W).")
     single = img.dim() == 3
-    x = img.unsqueeze(0) if single else img                            # (B, C, H, W)
-    if min(x.shape[-2:]) < size:
-        raise DataError(f"Image of {x.shape[-2]}×{x.shape[-1]} px is smaller than the patch "
+    if min(img.shape[-2:]) < size:
+        raise DataError(f"Image of {img.shape[-2]}×{img.shape[-1]} px is smaller than the patch "
                         f"size {size}.")
+    if positions is not None:
+        return _patches_at(img, size, positions, single)
+    x = img.unsqueeze(0) if single else img                            # (B, C, H, W)
     p = F.unfold(x, kernel_size=size, stride=stride).transpose(1, 2)  # (B, L, C·size²)
     return p[0] if single else p
+
+
+def _patches_at(img: torch.Tensor, size: int, positions, single: bool) -> torch.Tensor:
+    """Patches of ``img (C, H, W)`` with top-left corners ``positions`` → ``(n, C·size²)``."""
+    if not single:
+        raise DataError("extract_patches(positions=...) takes one image (3, H, W), not a batch.")
+    ys, xs = (torch.as_tensor(t, dtype=torch.long) for t in positions)
+    if ys.dim() != 1 or ys.shape != xs.shape:
+        raise DataError(f"positions must be two 1-d integer tensors of one length, got shapes "
+                        f"{tuple(ys.shape)} and {tuple(xs.shape)}.")
+    c, h, w = img.shape
+    if ys.numel() and (ys.min() < 0 or xs.min() < 0 or ys.max() > h - size
+                       or xs.max() > w - size):
+        raise DataError(f"positions must be top-left corners inside the {h}×{w} image: rows in "
+                        f"0…{h - size}, columns in 0…{w - size}.")
+    r = torch.arange(size)
+    rows = (ys[:, None] + r)[:, :, None]                               # (n, size, 1)
+    cols = (xs[:, None] + r)[:, None, :]                               # (n, 1, size)
+    p = img[:, rows, cols]                                             # (C, n, size, size)
+    return p.permute(1, 0, 2, 3).reshape(ys.numel(), c * size * size)  # (n, C·size²)
 
 
 def _images(xs, name: str) -> list[torch.Tensor]:

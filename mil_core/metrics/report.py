@@ -4,6 +4,11 @@ MIL's Table 1–2 (REFERENCE §4–§5) report per image the SIFID of the best s
 samples), the mean SIFID (mSIFID) and the diversity, then average over images. The notebooks
 compare every model (SinGAN, ConSinGAN, the hyper-GAN) with this one function, so the numbers in
 a table are always computed the same way.
+
+SWD follows the mSIFID protocol: each sample against the real image with every 7×7 patch
+(:func:`~mil_core.metrics.swd.swd_per_sample`, exact 0 for an identical copy), then the mean over
+samples. So a model with 20 samples per image and a published sample (one per image) stand in
+the same table, measured the same way.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import torch
 
 from .diversity import diversity
 from .sifid import sifid_many
-from .swd import swd
+from .swd import swd_per_sample
 
 __all__ = ["image_metrics"]
 
@@ -24,13 +29,15 @@ def image_metrics(real: torch.Tensor, samples: torch.Tensor,
     """Metrics of ``samples`` (N, 3, H, W) generated for ``real`` (3, H, W), all in [-1, 1].
 
     Returns ``{"SWD ×1e3", "diversity"}`` plus ``{"SIFID", "mSIFID"}`` (min / mean over samples)
-    when an ``inception`` feature extractor is given. ``diversity_samples`` (default: ``samples``)
-    may be a larger set, as in the paper (150 samples). SWD uses a generator seeded by ``seed``.
+    when an ``inception`` feature extractor is given. ``SWD ×1e3`` is the mean over samples of
+    each sample's SWD against ``real`` (directions from a generator seeded by ``seed``, shared by
+    all samples). ``diversity_samples`` (default: ``samples``) may be a larger set, as in the
+    paper (150 samples); diversity needs at least two samples and is NaN for one.
     """
     div = samples if diversity_samples is None else diversity_samples
-    row = {"SWD ×1e3": float(swd([real], list(samples),
-                                 generator=torch.Generator().manual_seed(seed))["mean"]),
-           "diversity": float(diversity(div, real))}
+    sw = swd_per_sample(real, samples, generator=torch.Generator().manual_seed(seed))
+    row = {"SWD ×1e3": float(sw["mean"]),
+           "diversity": float(diversity(div, real)) if len(div) > 1 else float("nan")}
     if inception is not None:
         scores = sifid_many(real, list(samples), inception)
         row["SIFID"], row["mSIFID"] = min(scores), sum(scores) / len(scores)
