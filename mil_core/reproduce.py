@@ -33,7 +33,8 @@ from .errors import ConfigError
 from .profiles import get_profile, profile_names
 from .runtime import repo_root
 
-__all__ = ["NotebookResult", "find_notebooks", "run_notebook", "run_series", "main"]
+__all__ = ["NotebookResult", "find_notebooks", "run_notebook", "run_series", "stamp_wall_time",
+           "main"]
 
 
 @dataclass
@@ -112,12 +113,38 @@ def run_notebook(src: Path, out_dir: Path, profile: str, *, threads: int, timeou
             proc.wait()
             status = "timeout"
     minutes = (time.time() - start) / 60
+    if status == "ok":
+        stamp_wall_time(dst, minutes, threads)
     text = log.read_text(errors="replace")
     error = "" if status == "ok" else (
         f"exceeded {timeout_min:g} min" if status == "timeout" else _last_error_line(text))
     return NotebookResult(src.name, status, minutes,
                           _count_new_files(figures_dir / src.stem, start), str(dst), str(log),
                           error)
+
+
+def stamp_wall_time(path: Path, minutes: float, threads: int) -> bool:
+    """Add the run's wall time to the executed notebook's first output that names the machine
+    (the setup cell's ``machine: …`` line), so the first thing a reader sees says which profile,
+    machine, threads and how long. Returns False (and changes nothing) when there is no such line.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            text = out.get("text")
+            if out.get("output_type") != "stream" or text is None:
+                continue
+            joined = "".join(text) if isinstance(text, list) else text
+            if "machine:" not in joined:
+                continue
+            line = (f"wall time: {minutes:.1f} min for the whole notebook ({threads} torch "
+                    f"thread(s); scripted papermill run, {time.strftime('%Y-%m-%d')})\n")
+            out["text"] = joined + ("" if joined.endswith("\n") else "\n") + line
+            nbformat.write(nb, str(path))
+            return True
+    return False
 
 
 def format_table(results: list[NotebookResult]) -> str:

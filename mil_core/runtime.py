@@ -11,15 +11,20 @@ import platform
 import random
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 import torch
 
 from .errors import ConfigError
 
+if TYPE_CHECKING:
+    from .profiles import Profile
+
 __all__ = ["seed_everything", "get_rng_state", "set_rng_state", "get_device", "set_threads",
-           "progress", "environment_report", "repo_root"]
+           "progress", "environment_report", "repo_root", "NotebookSetup", "notebook_setup",
+           "machine_line"]
 
 T = TypeVar("T")
 
@@ -178,3 +183,37 @@ def environment_report(device: torch.device | None = None) -> dict[str, str]:
                 "safetensors", "animal-mnist"):
         report[pkg] = version(pkg)
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# the setup cell of every notebook
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NotebookSetup:
+    """What a notebook's setup cell derives from its ``PROFILE`` and ``SEED`` parameters."""
+    profile: "Profile"           # the resolved profile (sizes and step counts)
+    device: torch.device         # cuda, else mps, else cpu
+    threads: int                 # torch intra-op threads (MIL_THREADS under the runner)
+    gen: torch.Generator         # a CPU generator seeded with the notebook's seed
+    seed: int
+
+
+def machine_line(device: torch.device, threads: int) -> str:
+    """``machine: 2-core x86_64 CPU, no GPU; 2 torch thread(s); device cpu`` for this process."""
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
+    return (f"machine: {os.cpu_count()}-core {platform.machine()} CPU, {gpu}; "
+            f"{threads} torch thread(s); device {device}")
+
+
+def notebook_setup(profile: str, seed: int = 0) -> NotebookSetup:
+    """Profile, threads, device and seed in one call, and one printed line each for profile and
+    machine (the runner adds the wall time to that output when it publishes the notebook)."""
+    from .profiles import get_profile
+
+    prof = get_profile(profile)
+    threads = set_threads()
+    device = get_device()
+    gen = seed_everything(seed)
+    print(f"profile: {prof.name} — {prof.description}")
+    print(f"{machine_line(device, threads)}; seed {seed}")
+    return NotebookSetup(prof, device, threads, gen, int(seed))

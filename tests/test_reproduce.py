@@ -133,3 +133,27 @@ def test_figures_are_embedded_in_the_executed_notebook(series, monkeypatch):
           "--figures-dir", str(series / "f"), "--timeout", "3"])
     executed = nbformat.read(out / "00_good.ipynb", as_version=4)
     assert any("image/png" in o.get("data", {}) for c in executed.cells for o in c.outputs)
+
+
+def test_stamp_wall_time_adds_a_line_to_the_machine_output(tmp_path):
+    import nbformat
+
+    from mil_core.reproduce import stamp_wall_time
+
+    nb = nbformat.v4.new_notebook()
+    first = nbformat.v4.new_code_cell("print('hi')")
+    first.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi\n")]
+    setup = nbformat.v4.new_code_cell("setup")
+    setup.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                            text="profile: cpu\nmachine: 2-core CPU\n")]
+    nb.cells = [first, setup]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(path))
+    assert stamp_wall_time(path, 12.345, 2)
+    text = nbformat.read(str(path), as_version=4).cells[1].outputs[0]["text"]
+    assert text.startswith("profile: cpu\nmachine: 2-core CPU\nwall time: 12.3 min")
+    assert "2 torch thread(s)" in text
+    nb.cells = [first]
+    nbformat.write(nb, str(path))
+    before = path.read_bytes()
+    assert not stamp_wall_time(path, 1.0, 1) and path.read_bytes() == before

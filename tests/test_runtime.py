@@ -82,3 +82,23 @@ def test_environment_report_names_versions():
     assert rep["torch"] == torch.__version__
     assert rep["device"] in {"cpu", "cuda", "mps"}
     assert int(rep["torch threads"]) >= 1
+
+
+def test_notebook_setup_prints_profile_and_machine(capsys, monkeypatch):
+    import torch
+
+    from mil_core.runtime import notebook_setup
+
+    monkeypatch.setenv("MIL_THREADS", "1")
+    monkeypatch.setenv("MIL_DEVICE", "cpu")
+    before = torch.get_num_threads()
+    try:
+        s = notebook_setup("smoke", seed=3)
+    finally:
+        torch.set_num_threads(before)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("profile: smoke")
+    assert out[1].startswith("machine: ") and out[1].endswith("1 torch thread(s); device cpu; seed 3")
+    assert (s.profile.name, s.threads, s.device.type, s.seed) == ("smoke", 1, "cpu", 3)
+    assert torch.equal(torch.rand(4, generator=s.gen),
+                       torch.rand(4, generator=torch.Generator().manual_seed(3)))
