@@ -120,17 +120,47 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
              **kwargs: Any) -> Iterator[T]:
     """A progress bar for every loop longer than a few seconds.
 
-    In JupyterLab it is a widget; under papermill or in a terminal it is a text bar that updates
-    at most every 10 seconds so executed notebooks stay small. ``MIL_PROGRESS=0`` turns it off.
+    In JupyterLab it is a widget; in a terminal a text bar that updates at most every 10 seconds.
+    Under the runner (``MIL_BATCH=1``: papermill) it prints ONE line when the loop ends (items,
+    seconds, rate and the last postfix), so an executed notebook keeps a line per stage rather
+    than hundreds of bar updates. ``MIL_PROGRESS=0`` turns it off.
     """
     disable = os.environ.get("MIL_PROGRESS", "1") == "0"
-    if os.environ.get("MIL_BATCH") == "1" or not _in_interactive_notebook():
+    if os.environ.get("MIL_BATCH") == "1":
+        return _OneLine(iterable, total=total, desc=desc, disable=disable)
+    if not _in_interactive_notebook():
         from tqdm.std import tqdm as bar
         kwargs.setdefault("mininterval", 10.0)
-        kwargs.setdefault("file", sys.stdout if os.environ.get("MIL_BATCH") == "1" else None)
     else:
         from tqdm.notebook import tqdm as bar
     return bar(iterable, total=total, desc=desc, disable=disable, **kwargs)
+
+
+class _OneLine:
+    """The batch-mode progress "bar": iterates, and prints one summary line at the end."""
+
+    def __init__(self, iterable: Iterable[T] | None, *, total: int | None, desc: str,
+                 disable: bool) -> None:
+        self.iterable, self.total, self.desc, self.disable = iterable, total, desc, disable
+        self.postfix = ""
+
+    def set_postfix(self, refresh: bool = True, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def __iter__(self) -> Iterator[T]:
+        import time
+
+        start, n = time.perf_counter(), 0
+        for item in self.iterable if self.iterable is not None else ():
+            yield item
+            n += 1
+        if not self.disable:
+            sec = time.perf_counter() - start
+            rate = f", {n / sec:.1f} it/s" if sec > 0 else ""
+            extra = f" [{self.postfix}]" if self.postfix else ""
+            done = f"{n}/{self.total}" if self.total and self.total != n else f"{n}"
+            print(f"{self.desc + ': ' if self.desc else ''}{done} it in {sec:.1f} s{rate}{extra}",
+                  flush=True)
 
 
 def _in_interactive_notebook() -> bool:

@@ -73,8 +73,16 @@ def test_progress_wraps_iterables_and_can_be_disabled(monkeypatch, capsys):
     assert list(progress(range(5), desc="x")) == [0, 1, 2, 3, 4]
     monkeypatch.setenv("MIL_PROGRESS", "1")
     monkeypatch.setenv("MIL_BATCH", "1")
-    assert sum(progress(range(4), desc="steps")) == 6
-    assert "steps" in capsys.readouterr().out  # text bar on stdout under papermill
+    bar = progress(range(4), total=4, desc="steps")
+    assert sum(bar) == 6
+    out = capsys.readouterr().out   # under papermill: one line when the loop ends, not a bar
+    assert out.count("\n") == 1 and out.startswith("steps: 4 it in ") and "it/s" in out
+    bar = progress(range(10, 13), total=5, desc="scale 1")
+    for i in bar:
+        bar.set_postfix(rec=f"{i / 100:.2f}", refresh=False)
+    out = capsys.readouterr().out
+    assert out.startswith("scale 1: 3/5 it in ") and out.rstrip().endswith("[rec=0.12]")
+    assert sum(progress(range(3), desc="quiet")) == 3 and "rec=0.12" not in capsys.readouterr().out
 
 
 def test_environment_report_names_versions():
