@@ -51,7 +51,8 @@ from .runtime import repo_root
 
 __all__ = ["PUBLISHED_SAMPLES_ENV", "PUBLISHED_METHODS", "REFERENCE_COLUMNS",
            "published_samples_dir", "published_mapping", "long_side_shape", "resize_long_side",
-           "load_published", "reference_points", "calibration_table", "calibration_summary"]
+           "load_published", "reference_points", "calibration_table", "calibration_summary",
+           "published_label", "published_rows"]
 
 PUBLISHED_SAMPLES_ENV = "MIL_PUBLISHED_SAMPLES"      # folder of the published samples
 PUBLISHED_METHODS = ("SinGAN", "ConSinGAN")           # the folders beside Real/
@@ -290,3 +291,47 @@ def calibration_summary(table: pd.DataFrame) -> pd.DataFrame:
         row["max identical/other"] = float((g["identical"] / g["other"]).max())
         out.append(row)
     return pd.DataFrame(out).set_index("size")
+
+
+# ----------------------------------------------------------------------------- table rows
+
+def published_label(method: str) -> str:
+    """The row label of a published sample in every MIL table."""
+    return f"published {method} (paper, 250 px)"
+
+
+def published_rows(name: str, real: torch.Tensor, *, inception: Any = None, seed: int = 0,
+                   root: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
+    """Table rows for the published SinGAN and ConSinGAN samples of Places-50 image ``name``
+    (``"1"`` or ``"1.jpg"``), measured against ``real (3, H, W)``: the table's own real image
+    at the table's own size, so the papers' models stand in the table on our ruler.
+
+    Each sample is centre-cropped to the real image's aspect when that differs by more than the
+    rounding of a resize (the MIL pyramid's forced aspect crops the real photo the same way),
+    resized to the real image's shape, then scored by
+    :func:`mil_core.metrics.image_metrics` (one sample: SWD, no diversity).
+
+    Returns ``{published_label(method): row}``; empty when the published samples are absent or
+    ``name`` is not one of their Places-50 images (e.g. a bundled photo).
+    """
+    from .data.pyramid import center_crop_to_aspect
+    from .metrics import image_metrics
+
+    if not isinstance(real, torch.Tensor) or real.dim() != 3 or real.shape[0] != 3:
+        raise DataError("real must be one image (3, H, W) in [-1, 1].")
+    try:
+        base = _resolve_root(root)
+        rows = published_mapping(base)
+        row = _find_row(str(name), rows)
+    except DataError:
+        return {}
+    h, w = real.shape[-2:]
+    out = {}
+    for method in PUBLISHED_METHODS:
+        img = load_image(base / method / f"{row['index']}.jpg")
+        if abs(h / w - img.shape[-2] / img.shape[-1]) * img.shape[-1] > 1.5:   # not rounding
+            img = center_crop_to_aspect(img, h / w)
+        img = resize_to(img, (h, w))
+        out[published_label(method)] = image_metrics(real, img[None], inception=inception,
+                                                     seed=seed)
+    return out

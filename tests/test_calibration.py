@@ -144,3 +144,25 @@ def test_published_samples_consingan_below_singan(shared_dir):
     assert (table[["SinGAN", "ConSinGAN"]].max(axis=1) < table["other"]).all()
     assert table["ConSinGAN"].mean() < table["SinGAN"].mean()
     assert table["ConSinGAN<SinGAN"].sum() >= 5                 # 6 of 8 with seed 0
+
+
+def test_published_rows_measure_the_papers_samples_on_our_real(fake_published):
+    real = C.resize_long_side(C.load_published("b.jpg", root=fake_published)["real"], 40)
+    rows = C.published_rows("b", real, root=fake_published, seed=1)
+    assert list(rows) == ["published SinGAN (paper, 250 px)", "published ConSinGAN (paper, 250 px)"]
+    sing, cons = (rows[C.published_label(m)] for m in ("SinGAN", "ConSinGAN"))
+    assert 0 < cons["SWD ×1e3"] < sing["SWD ×1e3"]            # light noise beats heavy noise
+    assert math.isnan(sing["diversity"])                        # one sample per image
+    # the same value as scoring the resized sample by hand
+    from mil_core.metrics import image_metrics
+    sample = C.load_published("b.jpg", root=fake_published)["ConSinGAN"]
+    by_hand = image_metrics(real, C.resize_to(sample, tuple(real.shape[-2:]))[None], seed=1)
+    assert cons["SWD ×1e3"] == pytest.approx(by_hand["SWD ×1e3"], rel=1e-6)
+    # a real image cropped to another aspect (MIL's forced 0.75): the sample is cropped alike
+    square = real[:, :, 6:33]                                   # (3, 27, 27)
+    crop = C.published_rows("b", square, root=fake_published, seed=1)
+    by_hand = image_metrics(square, C.resize_to(sample[:, :, 12:60], (27, 27))[None], seed=1)
+    assert crop[C.published_label("ConSinGAN")]["SWD ×1e3"] == pytest.approx(
+        by_hand["SWD ×1e3"], rel=1e-6)
+    assert C.published_rows("chelsea", real, root=fake_published) == {}
+    assert C.published_rows("b", real, root=fake_published / "nowhere") == {}
