@@ -27,3 +27,32 @@ def test_one_sample_per_image_has_swd_and_no_diversity():
     row = image_metrics(real, real.flip(-1)[None], seed=0)
     assert row["SWD ×1e3"] > 0 and math.isnan(row["diversity"])
     assert image_metrics(real, real[None])["SWD ×1e3"] == 0.0
+
+
+class _Copier:
+    """A fake single-image model whose samples are its real image plus seeded noise."""
+
+    def __init__(self, real: torch.Tensor, noise: float) -> None:
+        self.reals, self.noise = [real], noise
+        self.timings = {"total_seconds": 90.0}
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        eps = torch.randn(n, *self.reals[-1].shape, generator=generator)
+        return (self.reals[-1] + self.noise * eps).clamp(-1, 1)
+
+
+def test_sample_table_rows_per_image_and_method():
+    from mil_core.metrics import sample_table
+
+    real = _img(0)
+    models = {("a", "good"): _Copier(real, 0.05), ("a", "bad"): _Copier(real, 0.5)}
+    table = sample_table(models, n_samples=3, n_diversity=4, seed=2)
+    assert list(table["method"]) == ["good", "bad"] and (table["image"] == "a").all()
+    good, bad = table.set_index("method")["SWD ×1e3"]
+    assert 0 < good < bad
+    assert (table["min/image"] == 1.5).all()
+    gen = torch.Generator().manual_seed(2)
+    fakes = models[("a", "good")].sample(3, generator=gen)
+    div = models[("a", "good")].sample(4, generator=gen)
+    assert table.loc[0, "SWD ×1e3"] == image_metrics(real, fakes, div, seed=2)["SWD ×1e3"]
+    assert table.loc[0, "diversity"] == image_metrics(real, fakes, div, seed=2)["diversity"]

@@ -10,7 +10,8 @@
 - :func:`diversity`: SinGAN's pixel-std diversity.
 - :func:`patch_nn_distance`, :func:`nearest_reference`: patch nearest neighbours (memorisation,
   leakage between images).
-- :func:`image_metrics`: one table row per image (SWD, diversity, SIFID/mSIFID when possible).
+- :func:`image_metrics`: one table row per image (SWD, diversity, SIFID/mSIFID when possible);
+  :func:`sample_table`: those rows for a set of single-image models.
 - :func:`frechet_distance`, :func:`feature_stats`: the Fréchet distance used by SIFID.
 - :func:`ekld`, :class:`EKLDResult`, :func:`bootstrap_ci`: GIT's per-class eKLD invariance (§6).
 """
@@ -24,7 +25,7 @@ from .sifid import (sifid, sifid_folders, sifid_many, sifid_report, spatial_feat
 from .swd import MAX_ALL_PATCHES, laplacian_pyramid, sliced_wasserstein, swd, swd_per_sample
 from .diversity import diversity
 from .patches import extract_patches, nearest_reference, patch_nn_distance
-from .report import image_metrics
+from .report import image_metrics, sample_table
 from .ekld import INPUT_KINDS, EKLDResult, bootstrap_ci, ekld, kl_from_logits
 
 __all__ = [
@@ -36,6 +37,6 @@ __all__ = [
     "MAX_ALL_PATCHES", "laplacian_pyramid", "sliced_wasserstein", "swd", "swd_per_sample",
     "diversity",
     "extract_patches", "nearest_reference", "patch_nn_distance",
-    "image_metrics",
+    "image_metrics", "sample_table",
     "INPUT_KINDS", "EKLDResult", "bootstrap_ci", "ekld", "kl_from_logits",
 ]

@@ -12,15 +12,16 @@ the same table, measured the same way.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
+import pandas as pd
 import torch
 
 from .diversity import diversity
 from .sifid import sifid_many
 from .swd import swd_per_sample
 
-__all__ = ["image_metrics"]
+__all__ = ["image_metrics", "sample_table"]
 
 
 def image_metrics(real: torch.Tensor, samples: torch.Tensor,
@@ -42,3 +43,26 @@ def image_metrics(real: torch.Tensor, samples: torch.Tensor,
         scores = sifid_many(real, list(samples), inception)
         row["SIFID"], row["mSIFID"] = min(scores), sum(scores) / len(scores)
     return row
+
+
+def sample_table(models: Mapping[tuple[str, str], Any], n_samples: int,
+                 n_diversity: int | None = None, *, inception: Any = None,
+                 seed: int = 0) -> pd.DataFrame:
+    """One row per ``(image, method)`` of single-image models (SinGAN, ConSinGAN: anything with
+    ``sample(n, generator=)``, ``reals`` and ``timings``): :func:`image_metrics` of
+    ``n_samples`` samples against the model's finest real image (``n_diversity`` samples for
+    diversity, default ``n_samples``), plus minutes per image.
+
+    Samples come from ``torch.Generator().manual_seed(seed)``, a fresh one per model, so every
+    model is measured on the same draws of its own noise.
+    """
+    rows = []
+    for (image, method), model in models.items():
+        gen = torch.Generator().manual_seed(seed)
+        real = model.reals[-1]                                                # (3, H, W)
+        fakes = model.sample(n_samples, generator=gen)                        # (N, 3, H, W)
+        div = model.sample(n_diversity, generator=gen) if n_diversity else None
+        rows.append({"image": image, "method": method,
+                     **image_metrics(real, fakes, div, inception=inception, seed=seed),
+                     "min/image": model.timings["total_seconds"] / 60})
+    return pd.DataFrame(rows)
