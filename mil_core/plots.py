@@ -81,8 +81,10 @@ def class_size_figure(sizes_by_name: dict[str, Sequence[int]], log: bool = True)
     return fig
 
 
-def transform_grid(rows: dict[str, torch.Tensor], size: float = 1.1) -> plt.Figure:
-    """One row per label (e.g. "original", "ROT"), each a batch ``(N, H, W)`` of uint8 images."""
+def transform_grid(rows: dict[str, torch.Tensor], size: float = 1.1,
+                   title: str | None = None) -> plt.Figure:
+    """One row per label (e.g. "original", "ROT"), each a batch ``(N, H, W)`` of uint8 images,
+    under an optional figure ``title`` (set before the layout, so it never overprints a row)."""
     names = list(rows)
     n = max(len(v) for v in rows.values())
     fig, axes = plt.subplots(len(names), n, figsize=(size * n + 1.2, size * len(names)),
@@ -97,6 +99,8 @@ def transform_grid(rows: dict[str, torch.Tensor], size: float = 1.1) -> plt.Figu
                           interpolation="nearest")
             if c == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
