@@ -52,7 +52,7 @@ from .runtime import repo_root
 __all__ = ["PUBLISHED_SAMPLES_ENV", "PUBLISHED_METHODS", "REFERENCE_COLUMNS",
            "published_samples_dir", "published_mapping", "long_side_shape", "resize_long_side",
            "load_published", "reference_points", "calibration_table", "calibration_summary",
-           "published_label", "published_rows"]
+           "published_label", "published_rows", "with_published", "mean_over_shared_images"]
 
 PUBLISHED_SAMPLES_ENV = "MIL_PUBLISHED_SAMPLES"      # folder of the published samples
 PUBLISHED_METHODS = ("SinGAN", "ConSinGAN")           # the folders beside Real/
@@ -334,4 +334,30 @@ def published_rows(name: str, real: torch.Tensor, *, inception: Any = None, seed
         img = resize_to(img, (h, w))
         out[published_label(method)] = image_metrics(real, img[None], inception=inception,
                                                      seed=seed)
+    return out
+
+
+def with_published(per_image: pd.DataFrame, reals: Mapping[str, torch.Tensor], *,
+                   inception: Any = None, seed: int = 0,
+                   root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """``per_image`` (columns ``image``, ``method`` and metrics) with the published samples'
+    rows appended for every image of ``reals`` (``{image: real (3, H, W)}``, the table's own
+    real images) that has them (:func:`published_rows`)."""
+    extra = [{"image": name, "method": label, **row}
+             for name, real in reals.items()
+             for label, row in published_rows(name, real, inception=inception, seed=seed,
+                                              root=root).items()]
+    return pd.concat([per_image, pd.DataFrame(extra)], ignore_index=True) if extra else per_image
+
+
+def mean_over_shared_images(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Mean per method over the images that EVERY method was measured on (a published sample
+    exists only for Places-50 images, so a bundled photo would otherwise weigh on some rows
+    only). Adds the column ``images`` (how many). Methods keep their order of appearance."""
+    methods = list(dict.fromkeys(per_image["method"]))
+    shared = set.intersection(*(set(per_image.loc[per_image["method"] == m, "image"])
+                                for m in methods))
+    rows = per_image[per_image["image"].isin(shared)]
+    out = rows.groupby("method", sort=False).mean(numeric_only=True).reindex(methods)
+    out["images"] = len(shared)
     return out

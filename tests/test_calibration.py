@@ -1,6 +1,7 @@
 """Tests of mil_core.calibration: SWD reference points, the published-sample loaders, the table."""
 import math
 
+import pandas as pd
 import numpy as np
 import pytest
 import torch
@@ -166,3 +167,19 @@ def test_published_rows_measure_the_papers_samples_on_our_real(fake_published):
         by_hand["SWD ×1e3"], rel=1e-6)
     assert C.published_rows("chelsea", real, root=fake_published) == {}
     assert C.published_rows("b", real, root=fake_published / "nowhere") == {}
+
+
+def test_with_published_and_mean_over_shared_images(fake_published):
+    reals = {n: C.resize_long_side(C.load_published(f"{n}.jpg", root=fake_published)["real"], 40)
+             for n in ("a", "b")}
+    per_image = pd.DataFrame([{"image": "a", "method": "SinGAN", "SWD ×1e3": 10.0},
+                              {"image": "b", "method": "SinGAN", "SWD ×1e3": 20.0},
+                              {"image": "photo", "method": "SinGAN", "SWD ×1e3": 90.0}])
+    full = C.with_published(per_image, {**reals, "photo": reals["a"]}, root=fake_published)
+    assert len(full) == 3 + 2 * 2                       # two published rows for a and b only
+    table = C.mean_over_shared_images(full)
+    assert list(table.index) == ["SinGAN", C.published_label("SinGAN"),
+                                 C.published_label("ConSinGAN")]
+    assert table.loc["SinGAN", "SWD ×1e3"] == 15.0      # the bundled photo is left out
+    assert (table["images"] == 2).all()
+    assert C.mean_over_shared_images(per_image).loc["SinGAN", "SWD ×1e3"] == 40.0
