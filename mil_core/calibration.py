@@ -52,7 +52,8 @@ from .runtime import repo_root
 __all__ = ["PUBLISHED_SAMPLES_ENV", "PUBLISHED_METHODS", "REFERENCE_COLUMNS",
            "published_samples_dir", "published_mapping", "long_side_shape", "resize_long_side",
            "load_published", "reference_points", "calibration_table", "calibration_summary",
-           "published_label", "published_rows", "with_published", "mean_over_shared_images"]
+           "published_label", "published_rows", "with_published", "mean_over_shared_images",
+           "reference_table"]
 
 PUBLISHED_SAMPLES_ENV = "MIL_PUBLISHED_SAMPLES"      # folder of the published samples
 PUBLISHED_METHODS = ("SinGAN", "ConSinGAN")           # the folders beside Real/
@@ -314,27 +315,59 @@ def published_rows(name: str, real: torch.Tensor, *, inception: Any = None, seed
     Returns ``{published_label(method): row}``; empty when the published samples are absent or
     ``name`` is not one of their Places-50 images (e.g. a bundled photo).
     """
-    from .data.pyramid import center_crop_to_aspect
     from .metrics import image_metrics
 
     if not isinstance(real, torch.Tensor) or real.dim() != 3 or real.shape[0] != 3:
         raise DataError("real must be one image (3, H, W) in [-1, 1].")
     try:
         base = _resolve_root(root)
-        rows = published_mapping(base)
-        row = _find_row(str(name), rows)
+        row = _find_row(str(name), published_mapping(base))
     except DataError:
         return {}
-    h, w = real.shape[-2:]
     out = {}
     for method in PUBLISHED_METHODS:
-        img = load_image(base / method / f"{row['index']}.jpg")
-        if abs(h / w - img.shape[-2] / img.shape[-1]) * img.shape[-1] > 1.5:   # not rounding
-            img = center_crop_to_aspect(img, h / w)
-        img = resize_to(img, (h, w))
+        img = _fit_to(load_image(base / method / f"{row['index']}.jpg"), real)
         out[published_label(method)] = image_metrics(real, img[None], inception=inception,
                                                      seed=seed)
     return out
+
+
+def _fit_to(img: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """``img`` centre-cropped to ``real``'s aspect (unless they differ only by rounding) and
+    resized to its shape: the transform the models' pyramids apply to the real photo."""
+    from .data.pyramid import center_crop_to_aspect
+
+    h, w = real.shape[-2:]
+    if abs(h / w - img.shape[-2] / img.shape[-1]) * img.shape[-1] > 1.5:   # not rounding
+        img = center_crop_to_aspect(img, h / w)
+    return resize_to(img, (h, w))
+
+
+def _published_images(name: str, root: str | os.PathLike | None) -> dict[str, torch.Tensor]:
+    """``{method: sample}`` of a Places-50 image as stored; empty when absent or not mapped."""
+    try:
+        base = _resolve_root(root)
+        row = _find_row(str(name), published_mapping(base))
+    except DataError:
+        return {}
+    return {m: load_image(base / m / f"{row['index']}.jpg") for m in PUBLISHED_METHODS}
+
+
+def reference_table(reals: Mapping[str, torch.Tensor], *, seed: int = 0,
+                    root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The reference points (:func:`reference_points`) of a table's own real images
+    ``{image: (3, H, W)}`` at their own size: ``other`` is the next image of ``reals``
+    (cyclically; omitted for one image) and the published samples, fitted to each real image as
+    in :func:`published_rows`, are added where they exist. One row per image."""
+    names = list(reals)
+    rows = []
+    for k, name in enumerate(names):
+        real = reals[name]
+        published = {m: _fit_to(img, real) for m, img in _published_images(name, root).items()}
+        other = reals[names[(k + 1) % len(names)]] if len(names) > 1 else None
+        rows.append({"image": name, **reference_points(real, other=other, published=published,
+                                                       seed=seed)})
+    return pd.DataFrame(rows)
 
 
 def with_published(per_image: pd.DataFrame, reals: Mapping[str, torch.Tensor], *,

@@ -183,3 +183,16 @@ def test_with_published_and_mean_over_shared_images(fake_published):
     assert table.loc["SinGAN", "SWD ×1e3"] == 15.0      # the bundled photo is left out
     assert (table["images"] == 2).all()
     assert C.mean_over_shared_images(per_image).loc["SinGAN", "SWD ×1e3"] == 40.0
+
+
+def test_reference_table_of_a_tables_own_reals(fake_published):
+    reals = {n: C.resize_long_side(C.load_published(f"{n}.jpg", root=fake_published)["real"], 40)
+             for n in ("a", "b")}
+    reals["photo"] = torch.rand(3, 27, 40, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    table = C.reference_table(reals, seed=0, root=fake_published).set_index("image")
+    assert list(table.index) == ["a", "b", "photo"]
+    assert (table["identical"] == 0).all() and (table["other"] > table["mirror"]).all()
+    assert table.loc[["a", "b"], "ConSinGAN"].lt(table.loc[["a", "b"], "SinGAN"]).all()
+    assert math.isnan(table.loc["photo", "SinGAN"])             # no published sample for it
+    one = C.reference_table({"a": reals["a"]}, root=fake_published)
+    assert "other" not in one and one.loc[0, "identical"] == 0
