@@ -133,7 +133,7 @@ PROFILES: dict[str, Profile] = {
         gan=GanConfig(iters_per_scale=400, dataset_iters_per_scale=600, batch_size=4, steps_d=1,
                       steps_g=1, channels=16, checkpoint_every=100, mil_channels=16,
                       embed_dim=64, backbone="resnet-small", mil_lr=2.5e-4),
-        git=GitConfig(image_size=28, epochs=15, batch_size=128, n_instances=3,
+        git=GitConfig(image_size=28, epochs=15, batch_size=32, n_instances=3,
                       ekld_images_per_class=20, ekld_transforms=20, munit_iters=2000,
                       classifier="smallcnn"),
         notebook_timeout_min=45.0,

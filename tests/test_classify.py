@@ -12,7 +12,8 @@ from mil_core.checkpoint import checkpoint_metadata
 from mil_core.classify import (CHECKPOINT_NAME, ClassifierConfig, CrossEntropyLoss, FocalLoss,
                                LDAMLoss, effective_number_weights, epoch_indices, epoch_plan,
                                evaluate, ldam_margins, lr_at_epoch, make_loss, predict_proba,
-                               step_epochs, train_classifier, warmup_length)
+                               recompute_bn_stats, schedule_phases, step_epochs, switch_epoch,
+                               train_classifier, warmup_length)
 from mil_core.data.longtail import make_long_tailed
 from mil_core.data.mnist_like import ImageSet, load_digits
 from mil_core.data.nuisance import to_float
@@ -207,6 +208,164 @@ def test_rules_switch_inside_the_training_loop(digits_lt, monkeypatch):
         assert [e for e, wt in enumerate(calls["weight"]) if wt is not None] == weighted, rule
         for e in weighted:
             torch.testing.assert_close(calls["weight"][e], w)
+
+
+@pytest.mark.parametrize("epochs, lr_steps", [(2, (0.6, 0.8)), (4, (0.6, 0.8)),
+                                             (5, (0.6, 0.8)), (10, (0.6, 0.8)),
+                                             (15, (0.6, 0.8)), (30, (0.6, 0.8)),
+                                             (50, (0.6, 0.8)), (200, (0.8, 0.9))])
+def test_deferred_switch_is_the_first_lr_step(epochs, lr_steps):
+    """DRS / DRW switch exactly where the lr first drops to lr·0.01, for any epoch count, and
+    the schedule runs on through the switch (Cao et al.: deferred re-balancing)."""
+    cfgs = {r: ClassifierConfig(epochs=epochs, lr_steps=lr_steps, rule=r) for r in ("drs", "drw")}
+    cfg = cfgs["drs"]
+    first = step_epochs(cfg)[0]
+    assert switch_epoch(cfg) == first == int(round(lr_steps[0] * epochs))
+    assert lr_at_epoch(cfg, first) == pytest.approx(cfg.lr * 0.01)
+    assert lr_at_epoch(cfg, first - 1) == pytest.approx(cfg.lr)     # end of warm-up or full lr
+    for rule, key in (("drs", "balanced_sampling"), ("drw", "class_weights")):
+        on = [e for e in range(epochs) if epoch_plan(cfgs[rule], e)[key]]
+        assert on == list(range(first, epochs)), rule
+    # the other rule's switch is off, and no rule resets the lr: same lr curve as ERM
+    erm = ClassifierConfig(epochs=epochs, lr_steps=lr_steps)
+    for rule in ("drs", "drw", "resample", "reweight"):
+        other = dataclasses.replace(erm, rule=rule)
+        assert [epoch_plan(other, e)["lr"] for e in range(epochs)] == \
+            [lr_at_epoch(erm, e) for e in range(epochs)]
+
+
+def test_no_switch_without_an_lr_step_and_merged_steps_refused():
+    one = ClassifierConfig(epochs=1, rule="drs")           # smoke: the step would be epoch 1
+    assert switch_epoch(one) is None and not epoch_plan(one, 0)["balanced_sampling"]
+    assert switch_epoch(ClassifierConfig(epochs=5, lr_steps=(), lr_factors=())) is None
+    with pytest.raises(ConfigError, match="both round to epoch 2"):
+        ClassifierConfig(epochs=3)                         # 1.8 and 2.4: no lr·0.01 phase
+    assert step_epochs(ClassifierConfig(epochs=2)) == (1, 2)   # the second step never happens
+
+
+def test_schedule_phases_of_the_cpu_profile():
+    """What the cpu profile leaves DRS: 3 epochs at lr 1e-3 (9 steps on the 276 digits, 30 on
+    the 1,237 animal silhouettes at batch 128), then 3 epochs at 1e-5."""
+    cfg = ClassifierConfig.from_profile("cpu", rule="drs")
+    assert (cfg.epochs, cfg.batch_size, switch_epoch(cfg)) == (15, 128, 9)
+    phases = schedule_phases(cfg, 276)
+    got = [(p["first_epoch"], p["last_epoch"], p["warmup"], p["balanced_sampling"], p["steps"])
+           for p in phases]
+    assert got == [(0, 4, True, False, 15), (5, 8, False, False, 12), (9, 11, False, True, 9),
+                   (12, 14, False, True, 9)]
+    assert [p["lr"] for p in phases] == pytest.approx([0.02, 0.1, 1e-3, 1e-5])
+    assert [p["steps"] for p in schedule_phases(cfg, 1237)] == [50, 40, 30, 30]
+    assert sum(p["steps"] for p in schedule_phases(cfg, 1237)) == 15 * 10
+    k49 = schedule_phases(ClassifierConfig(rule="drs"), 7822)       # the paper: 62 steps/epoch
+    assert [(p["epochs"], p["steps"]) for p in k49] == [(5, 310), (25, 1550), (10, 620),
+                                                        (10, 620)]
+    with pytest.raises(ConfigError, match="n_train"):
+        schedule_phases(cfg, 0)
+
+
+def test_drs_sampler_frequencies_and_epoch_length(digits_lt, monkeypatch):
+    """Inside the loop: before the switch each image once per epoch (ERM's class sizes), from
+    it on N class-balanced draws with replacement; every epoch feeds N images; one optimizer
+    for the whole run, its lr the schedule's in every step."""
+    train, _, sizes = digits_lt
+    n, n_classes = len(train), len(sizes)
+    orders, seen, lrs, optimizers = [], [], [], []
+    real_indices, real_sgd = trainer.epoch_indices, torch.optim.SGD
+
+    def spy_indices(labels, balanced, generator):
+        out = real_indices(labels, balanced, generator)
+        orders.append((balanced, out.clone()))
+        seen.append(0)
+        return out
+
+    class SpySGD(real_sgd):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            optimizers.append(self)
+
+        def step(self, closure=None):
+            lrs.append((len(orders) - 1, self.param_groups[0]["lr"]))
+            return super().step(closure)
+
+    real_make = trainer.make_classifier
+
+    def make(*args, **kw):
+        model = real_make(*args, **kw)
+        model.register_forward_pre_hook(lambda m, inp: seen.__setitem__(-1, seen[-1]
+                                                                         + inp[0].shape[0]))
+        return model
+
+    monkeypatch.setattr(trainer, "epoch_indices", spy_indices)
+    monkeypatch.setattr(trainer, "make_classifier", make)
+    monkeypatch.setattr(torch.optim, "SGD", SpySGD)
+    cfg = ClassifierConfig(model="smallcnn", epochs=10, batch_size=32, warmup_epochs=2,
+                           lr_steps=(0.4, 0.8), rule="drs", eval_every=0)
+    train_classifier(train, None, cfg, device="cpu")
+    first = switch_epoch(cfg)
+    assert first == 4 and len(orders) == 10 and len(optimizers) == 1
+    assert seen == [n] * 10                                  # N images through the model per epoch
+    balanced_counts = torch.zeros(n_classes, dtype=torch.int64)
+    for epoch, (balanced, order) in enumerate(orders):
+        assert balanced == (epoch >= first) and len(order) == n
+        counts = torch.bincount(train.labels[order], minlength=n_classes)
+        if not balanced:
+            assert torch.equal(order.sort().values, torch.arange(n))   # a permutation
+            assert counts.tolist() == sizes
+        else:
+            balanced_counts += counts
+            assert len(set(order.tolist())) < n              # with replacement: repeats
+    # 6 balanced epochs: 6·276/10 = 165.6 draws expected per class, binomial sd ≈ 12.2
+    expected = 6 * n / n_classes
+    assert torch.all((balanced_counts - expected).abs() < 5 * 12.2), balanced_counts
+    assert balanced_counts[torch.tensor(sizes).argmin()] > 10 * min(sizes)   # tail oversampled
+    steps_per_epoch = math.ceil(n / 32)
+    assert len(lrs) == 10 * steps_per_epoch
+    assert [lr for _, lr in lrs] == pytest.approx([lr_at_epoch(cfg, e) for e, _ in lrs])
+
+
+class _BNFirst(nn.Module):
+    """BatchNorm on the raw input, so its exact statistics are those of the images."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(1)
+        self.fc = nn.Linear(1, 2)
+
+    def forward(self, x):
+        return self.fc(self.bn(x).mean(dim=(2, 3)))
+
+
+def test_recompute_bn_stats_matches_the_stream():
+    images = torch.randint(0, 256, (12, 6, 6), dtype=torch.uint8)
+    images[:, :3] = 0                                                  # a background for BG
+    labels = torch.tensor([0] * 9 + [1] * 3)
+    data = ImageSet(images, labels, ["a", "b"], "toy")
+    x = to_float(images)                                               # (12, 1, 6, 6)
+    model = _BNFirst().eval()
+    model.bn.momentum = 0.3
+    fc_before = model.fc.weight.clone()
+    recompute_bn_stats(model, data, batch_size=12)                     # one batch: exact
+    torch.testing.assert_close(model.bn.running_mean, x.mean().reshape(1))
+    torch.testing.assert_close(model.bn.running_var, x.var().reshape(1))   # unbiased, as BN
+    assert not model.training and model.bn.momentum == 0.3
+    assert torch.equal(model.fc.weight, fc_before)
+    # the class-balanced stream: the statistics of the drawn images, repeats counted
+    recompute_bn_stats(model, data, balanced=True, batch_size=12,
+                       generator=torch.Generator().manual_seed(5))
+    order = epoch_indices(labels, True, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(model.bn.running_mean, x[order].mean().reshape(1))
+    # several batches: the mean of the per-batch means (equal batches: the overall mean)
+    recompute_bn_stats(model, data, batch_size=4)
+    torch.testing.assert_close(model.bn.running_mean, x.mean().reshape(1))
+    assert int(model.bn.num_batches_tracked) == 3
+    # a transform on the fly changes them (identity does not)
+    before = model.bn.running_mean.clone()
+    recompute_bn_stats(model, data, batch_size=4, transform="identity")
+    torch.testing.assert_close(model.bn.running_mean, before)
+    recompute_bn_stats(model, data, batch_size=4, transform="bg")
+    assert not torch.allclose(model.bn.running_mean, before)
+    with pytest.raises(ConfigError, match="batch_size"):
+        recompute_bn_stats(model, data, batch_size=0)
 
 
 # -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from mil_core.data.mnist_like import ImageSet
 from mil_core.data.nuisance import NuisanceTransform
 from mil_core.errors import ConfigError, DataError
 from mil_core.metrics import EKLDResult, bootstrap_ci, ekld, kl_from_logits
+from mil_core.metrics.ekld import CONFIDENCE_COLUMNS, predictive_entropy
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -367,3 +368,115 @@ def test_ekld_of_a_model_returning_probabilities():
         ekld(probs_model, ds, SetCorner(0.3), inputs="log_probs", **kw)
     with pytest.raises(ConfigError, match="inputs must be one of"):
         ekld(corner_model, ds, SetCorner(0.3), inputs="scores", **kw)
+
+
+# -----------------------------------------------------------------------------
+# confidence beside invariance: entropy, max probability, accuracy per class
+
+def binary_entropy(a: np.ndarray) -> np.ndarray:
+    return -(a * np.log(a) + (1 - a) * np.log(1 - a))
+
+
+def test_predictive_entropy_closed_forms():
+    for k in (2, 3, 10):
+        uniform = torch.zeros(4, k)                                   # logits of the uniform p
+        torch.testing.assert_close(predictive_entropy(uniform),
+                                   torch.full((4,), math.log(k), dtype=torch.float64))
+    one_hot = torch.eye(3)                                            # p = e_k exactly
+    assert torch.equal(predictive_entropy(one_hot, inputs="probs"),
+                       torch.zeros(3, dtype=torch.float64))
+    sharp = torch.tensor([[1000.0, 0.0, 0.0], [0.0, -1000.0, 1000.0]])   # e^-1000 = 0 in float64
+    assert torch.equal(predictive_entropy(sharp), torch.zeros(2, dtype=torch.float64))
+    p = torch.tensor([[0.25, 0.75]], dtype=torch.float64)
+    expected = torch.tensor([-(0.25 * math.log(0.25) + 0.75 * math.log(0.75))],
+                            dtype=torch.float64)
+    torch.testing.assert_close(predictive_entropy(p, inputs="probs"), expected)
+    torch.testing.assert_close(predictive_entropy(p.log(), inputs="log_probs"), expected)
+    torch.testing.assert_close(predictive_entropy(p.log() + 3.0), expected)   # logits: shift-free
+    with pytest.raises(DataError, match="look like probabilities"):
+        predictive_entropy(p.float())
+    with pytest.raises(DataError, match="float"):
+        predictive_entropy(torch.zeros(3))
+    with pytest.raises(ConfigError, match="inputs must be one of"):
+        predictive_entropy(p, inputs="softmax")
+
+
+class Uniform(nn.Module):
+    """The same uniform prediction over K classes for every image."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], self.k)
+
+
+class Oracle(nn.Module):
+    """A one-hot prediction of the true label, whatever the transform does (label from a table
+    of the images' first pixels, which this test's images make unique)."""
+
+    def __init__(self, ds: ImageSet) -> None:
+        super().__init__()
+        self.table = {int(v): int(c) for v, c in zip(ds.images[:, 0, 0], ds.labels)}
+        self.k = ds.n_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = [self.table[round(float(v) * 255.0)] for v in x[:, 0, 0, 0]]
+        return 1000.0 * F.one_hot(torch.tensor(y), self.k).to(x)
+
+
+def test_confidence_of_uniform_and_one_hot_classifiers():
+    ds = corner_set((5, 4, 6))
+    res = ekld(Uniform(3), ds, "identity", images_per_class=10, n_transforms=3)
+    for name in ("entropy_clean", "entropy_transformed"):
+        np.testing.assert_allclose(getattr(res, name), np.full(3, math.log(3)), rtol=1e-12)
+    for name in ("max_prob_clean", "max_prob_transformed"):
+        np.testing.assert_allclose(getattr(res, name), np.full(3, 1 / 3), rtol=1e-12)
+    # argmax of a tie is class 0: right on class 0 only
+    np.testing.assert_array_equal(res.acc_clean, [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(res.acc_transformed, [1.0, 0.0, 0.0])
+    # unique corner values (so the oracle can look the label up); the identity keeps them
+    images = torch.zeros(15, 8, 8, dtype=torch.uint8)
+    images[:, 0, 0] = torch.arange(20, 20 + 15 * 10, 10, dtype=torch.uint8)
+    labels = torch.tensor([0] * 5 + [1] * 4 + [2] * 6)
+    uniq = ImageSet(images, labels, ["0", "1", "2"], "unique-corner")
+    res = ekld(Oracle(uniq), uniq, "identity", images_per_class=10, n_transforms=3)
+    for name in ("entropy_clean", "entropy_transformed"):
+        np.testing.assert_array_equal(getattr(res, name), np.zeros(3))
+    for name in ("max_prob_clean", "max_prob_transformed", "acc_clean", "acc_transformed"):
+        np.testing.assert_array_equal(getattr(res, name), np.ones(3))
+    np.testing.assert_array_equal(res.ekld, np.zeros(3))
+
+
+def test_confidence_closed_form_and_frame_columns():
+    """Corner model: p(·|x) = (a, 1 − a), p(·|x') = (0.3, 0.7) for every copy."""
+    ds = corner_set((6, 5))
+    res = ekld(corner_model, ds, SetCorner(0.3), images_per_class=100, n_transforms=4)
+    a_all = ds.images[:, 0, 0].double().numpy() / 255.0
+    b = float(np.float32(0.3))
+    for c in range(2):
+        a = a_all[res.image_index[c]].astype(np.float32).astype(np.float64)
+        assert res.entropy_clean[c] == pytest.approx(binary_entropy(a).mean(), rel=1e-9)
+        assert res.max_prob_clean[c] == pytest.approx(np.maximum(a, 1 - a).mean(), rel=1e-9)
+        assert res.acc_clean[c] == pytest.approx(((a > 0.5) if c == 0 else (a < 0.5)).mean())
+        assert res.entropy_transformed[c] == pytest.approx(binary_entropy(np.array(b)), rel=1e-9)
+        assert res.max_prob_transformed[c] == pytest.approx(1 - b, rel=1e-9)
+    np.testing.assert_array_equal(res.acc_transformed, [0.0, 1.0])   # x' always says class 1
+    frame = res.to_frame()
+    for name in CONFIDENCE_COLUMNS:
+        np.testing.assert_array_equal(frame[name].to_numpy(), getattr(res, name))
+    # a result built without them (older code) still gives the columns, as NaN
+    bare = EKLDResult("t", ["a"], np.array([0.1]), np.array([1.0]), np.array([2]), np.array([4]),
+                      [np.array([0.1, 0.1])], [np.array([1.0, 1.0])], [np.array([0, 1])], 2, 2)
+    assert bare.to_frame()[list(CONFIDENCE_COLUMNS)].isna().all().all()
+
+
+def test_confidence_nan_for_a_class_without_images():
+    ds = corner_set((4, 3))
+    res = ekld(corner_model, (ds.images, ds.labels), SetCorner(0.3), images_per_class=5,
+               n_transforms=2, class_sizes=[10, 5, 1])                # class 2: no test image
+    assert res.n_images.tolist() == [4, 3, 0]
+    for name in CONFIDENCE_COLUMNS:
+        values = getattr(res, name)
+        assert np.isfinite(values[:2]).all() and np.isnan(values[2]), name

@@ -4,8 +4,11 @@ import pandas as pd
 import pytest
 import torch
 
-from mil_core.classify.sweep import ORACLE, make_split, run_sweep, trend_table
+import mil_core.classify.sweep as sweep
+from mil_core.classify.sweep import (ORACLE, make_split, oracle_name, run_sweep, sweep_runs,
+                                     trend_table)
 from mil_core.errors import ConfigError
+from mil_core.metrics.ekld import CONFIDENCE_COLUMNS
 
 
 def test_make_split_transforms_stored_images_and_keeps_labels():
@@ -29,15 +32,102 @@ def test_make_split_transforms_stored_images_and_keeps_labels():
 def test_run_sweep_gives_one_row_per_class_and_run():
     table = run_sweep("smoke", datasets=["digits"], transforms=["rot"], rules=["erm"],
                       oracle=True, show_progress=False)
-    assert len(table) == 10 * 2                               # 10 classes × (erm + oracle)
-    assert set(table["rule"]) == {"erm", ORACLE}
-    for col in ("dataset", "transform", "instance", "class_size", "class_rank", "ekld",
-                "consistency", "ci_low", "ci_high", "class_acc", "acc", "balanced_acc"):
+    assert len(table) == 10 * 2                               # 10 classes × (erm + erm+oracle)
+    assert set(table["rule"]) == {"erm", "erm+oracle"} and oracle_name("erm") == "erm+oracle"
+    assert ORACLE in oracle_name("drs")
+    for col in ("dataset", "transform", "instance", "train_rule", "oracle", "class_size",
+                "class_rank", "ekld", "consistency", "ci_low", "ci_high", "class_acc", "acc",
+                "balanced_acc", "bn_stats", *CONFIDENCE_COLUMNS):
         assert col in table.columns
+    assert (table["train_rule"] == "erm").all()
+    assert table.groupby("rule")["oracle"].first().to_dict() == {"erm": False, "erm+oracle": True}
     erm = table[table.rule == "erm"].sort_values("class_index")
     assert erm["class_size"].tolist() == make_split("digits", "rot", 0, 0).sizes
     assert (table["ekld"] >= 0).all() and (table["ci_low"] <= table["ekld"] + 1e-12).all()
     assert table["consistency"].between(0, 1).all()
+    for col in ("entropy_clean", "entropy_transformed"):     # nats, between 0 and log 10
+        assert table[col].between(0, np.log(10) + 1e-9).all(), col
+    for col in ("max_prob_clean", "max_prob_transformed"):
+        assert table[col].between(0.1 - 1e-9, 1).all(), col
+    for col in ("acc_clean", "acc_transformed"):
+        assert table[col].between(0, 1).all(), col
+
+
+def test_sweep_runs_one_oracle_per_rule():
+    assert sweep_runs(["erm", "drs"], True) == [("erm", "erm", False), ("drs", "drs", False),
+                                                ("erm+oracle", "erm", True),
+                                                ("drs+oracle", "drs", True)]
+    assert sweep_runs(["erm", "resample", "drs"], ("drs",)) == [
+        ("erm", "erm", False), ("resample", "resample", False), ("drs", "drs", False),
+        ("drs+oracle", "drs", True)]
+    assert sweep_runs(["erm"], ("drw",))[-1] == ("drw+oracle", "drw", True)   # any rule
+    assert sweep_runs(["erm", "drs"], False) == [("erm", "erm", False), ("drs", "drs", False)]
+    assert sweep_runs(["erm", "drs"], True, oracle_rule="erm")[-1] == ("erm+oracle", "erm", True)
+    with pytest.raises(ConfigError, match="unknown rule"):
+        sweep_runs(["erm"], ("balanced",))
+    with pytest.raises(ConfigError, match="string"):
+        sweep_runs(["erm"], "drs")
+    with pytest.raises(ConfigError, match="repeats"):
+        sweep_runs(["erm", "erm"], False)
+
+
+def test_each_oracle_trains_with_its_own_rule_on_clean_images(monkeypatch):
+    """drs+oracle is DRS on the clean images with the true transform on every batch; drs is
+    DRS on the stored transformed images; both with the same seed."""
+    calls = []
+    real = sweep.train_classifier
+
+    def spy(train, test, cfg, **kw):
+        calls.append((cfg.rule, cfg.oracle, cfg.seed, train.name))
+        return real(train, test, cfg, **kw)
+
+    monkeypatch.setattr(sweep, "train_classifier", spy)
+    table = run_sweep("smoke", datasets=["digits"], transforms=["bg"], rules=["erm", "drs"],
+                      oracle=True, show_progress=False)
+    split = make_split("digits", "bg", 0, 0)
+    assert calls == [("erm", None, 0, split.train.name), ("drs", None, 0, split.train.name),
+                     ("erm", "bg", 0, split.train_clean.name),
+                     ("drs", "bg", 0, split.train_clean.name)]
+    assert list(table.drop_duplicates("rule")["rule"]) == ["erm", "drs", "erm+oracle",
+                                                            "drs+oracle"]
+    assert table.drop_duplicates("rule")["train_rule"].tolist() == ["erm", "drs", "erm", "drs"]
+    calls.clear()
+    run_sweep("smoke", datasets=["digits"], transforms=["bg"], rules=["erm", "drs"],
+              oracle=("drs",), show_progress=False)
+    assert [c[:2] for c in calls] == [("erm", None), ("drs", None), ("drs", "bg")]
+
+
+def test_instance_bn_stats_reestimate_and_reevaluate(monkeypatch):
+    calls = []
+    real = sweep.recompute_bn_stats
+
+    def spy(model, data, **kw):
+        calls.append((data.name, kw["balanced"], kw["transform"]))
+        return real(model, data, **kw)
+
+    monkeypatch.setattr(sweep, "recompute_bn_stats", spy)
+    kw = dict(datasets=["digits"], transforms=["rot"], rules=["erm"], oracle=True,
+              show_progress=False)
+    running = run_sweep("smoke", **kw)
+    assert calls == [] and (running["bn_stats"] == "running").all()
+    instance = run_sweep("smoke", bn_stats="instance", **kw)
+    split = make_split("digits", "rot", 0, 0)
+    assert calls == [(split.train.name, False, None), (split.train_clean.name, False, "rot")]
+    assert (instance["bn_stats"] == "instance").all()
+    assert not np.allclose(instance["ekld"], running["ekld"])     # the model's BN changed
+    # both from the same trained classifiers: the running rows equal the plain sweep's
+    calls.clear()
+    both = run_sweep("smoke", bn_stats=("running", "instance"), **kw)
+    assert len(calls) == 2 and len(both) == 2 * len(running)
+    cols = ["rule", "class_index", "ekld", "entropy_clean", "class_acc", "balanced_acc"]
+    for bn, ref in (("running", running), ("instance", instance)):
+        got = both[both.bn_stats == bn][cols].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, ref[cols].reset_index(drop=True))
+    trend = trend_table(both)
+    assert len(trend) == 4 and set(trend["bn_stats"]) == {"running", "instance"}
+    for bad in ("test", (), ("running", "running")):
+        with pytest.raises(ConfigError, match="bn_stats"):
+            run_sweep("smoke", bn_stats=bad, **kw)
 
 
 def test_trend_table_detects_falling_ekld():
@@ -55,6 +145,19 @@ def test_trend_table_detects_falling_ekld():
     assert trend.loc["oracle", "smallest / largest"] == pytest.approx(1.0)
 
 
+def test_trend_table_reports_tail_accuracy_and_entropy():
+    rows = []
+    for c, (n, e, acc, h) in enumerate(zip([100, 10, 5], [0.1, 0.2, 0.05], [0.9, 0.5, 0.0],
+                                           [0.2, 1.0, 2.0])):
+        rows.append({"dataset": "d", "transform": "rot", "rule": "erm", "instance": 0,
+                     "class_size": n, "ekld": e, "class_acc": acc, "entropy_clean": h,
+                     "acc": 0.5, "balanced_acc": 0.47})
+    trend = trend_table(pd.DataFrame(rows)).iloc[0]
+    assert trend["acc smallest class"] == 0.0 and trend["acc largest class"] == 0.9
+    assert trend["entropy smallest class"] == 2.0 and trend["entropy largest class"] == 0.2
+    assert trend["smallest / largest"] == pytest.approx(0.5)   # low tail eKLD: never predicted
+
+
 def test_bad_sweep_arguments_fail_early():
     with pytest.raises(ConfigError, match="unknown rule"):
         run_sweep("smoke", datasets=["digits"], rules=["balanced"], show_progress=False)
@@ -62,3 +165,7 @@ def test_bad_sweep_arguments_fail_early():
         run_sweep("smoke", datasets=["digits"], transforms=["blur"], show_progress=False)
     with pytest.raises(ConfigError, match="instances"):
         run_sweep("smoke", datasets=["digits"], instances=0, show_progress=False)
+    with pytest.raises(ConfigError, match="set by the sweep"):
+        run_sweep("smoke", datasets=["digits"], rule="drs", show_progress=False)
+    with pytest.raises(ConfigError, match="unknown setting"):
+        run_sweep("smoke", datasets=["digits"], learning_rate=0.1, show_progress=False)

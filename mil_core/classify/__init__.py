@@ -4,5 +4,6 @@ reweighting, DRW) and the oracle, and evaluation helpers."""
 from .losses import (LOSSES, CrossEntropyLoss, FocalLoss, LDAMLoss, effective_number_weights,
                      ldam_margins, make_loss)
 from .trainer import (CHECKPOINT_NAME, RULES, ClassifierConfig, ClassifierRun, epoch_indices,
-                      epoch_plan, evaluate, lr_at_epoch, predict_proba, step_epochs,
-                      train_classifier, warmup_length)
+                      epoch_plan, evaluate, lr_at_epoch, predict_proba, recompute_bn_stats,
+                      schedule_phases, step_epochs, switch_epoch, train_classifier,
+                      warmup_length)

@@ -7,18 +7,26 @@ GIT's experiment (Zhou et al., ICLR 2022, Sec. 3–4; REFERENCE §6), for each c
 2. apply the nuisance transform once to every stored train and test image (GIT's setting: the
    nuisance is part of the data);
 3. train a classifier with the train rule (ERM, resampling, DRS, reweighting, DRW), and, for
-   reference, an *oracle* trained on the clean images with a fresh transform on every batch;
+   reference, the *oracle* of that rule: the same rule on the clean images with the true
+   transform applied on the fly, fresh parameters for every batch (GIT's upper bound: CE+DRS is
+   bounded by CE+DRS+oracle, not by an ERM oracle). Its rows are named ``"<rule>+oracle"``
+   (:func:`oracle_name`), e.g. ``"drs+oracle"``;
 4. evaluate accuracy on the transformed test split, and eKLD per class on the *clean* test
-   images (x clean, x' = T(x) — the pairing of :func:`mil_core.metrics.ekld`).
+   images (x clean, x' = T(x) — the pairing of :func:`mil_core.metrics.ekld`), with the
+   confidence summaries that eKLD depends on (entropy and largest probability of p(·|x) and
+   p(·|x'), accuracy on x and x'; :data:`mil_core.metrics.ekld.CONFIDENCE_COLUMNS`).
 
 :func:`run_sweep` returns one row per (dataset, transform, instance, rule, class): the class's
-training size and rank, its eKLD with a bootstrap CI, argmax consistency and test accuracy, and
-the run's accuracy and balanced accuracy — the tidy format seaborn plots directly.
-:func:`trend_table` summarises each (dataset, transform, rule) by the rank correlation between
-log class size and eKLD (negative: small classes are less invariant).
+training size and rank, its eKLD with a bootstrap CI, argmax consistency, the confidence
+summaries and test accuracy, and the run's accuracy and balanced accuracy — the tidy format
+seaborn plots directly (``train_rule`` and ``oracle`` split a rule name such as
+``"drs+oracle"`` for ``hue`` / ``style``). :func:`trend_table` summarises each (dataset,
+transform, rule) by the rank correlation between log class size and eKLD (negative: small
+classes are less invariant).
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -34,11 +42,13 @@ from ..errors import ConfigError
 from ..metrics.ekld import ekld
 from ..profiles import Profile, get_profile
 from ..runtime import progress
-from .trainer import RULES, ClassifierConfig, train_classifier
+from .trainer import RULES, ClassifierConfig, evaluate, recompute_bn_stats, train_classifier
 
-__all__ = ["LongTailSplit", "make_split", "run_sweep", "trend_table", "ORACLE"]
+__all__ = ["LongTailSplit", "make_split", "run_sweep", "trend_table", "ORACLE", "BN_STATS",
+           "oracle_name", "sweep_runs"]
 
-ORACLE = "oracle"   # the rule name of the oracle rows
+ORACLE = "oracle"   # the tag of the oracle rows: rule "<train rule>+oracle", column oracle=True
+BN_STATS = ("running", "instance")   # run_sweep(bn_stats=...): see its docstring
 
 
 @dataclass
@@ -72,31 +82,88 @@ def make_split(dataset: str | ImageSet, transform: str, instance: int, seed: int
     return LongTailSplit(train, tr, test, te, list(sizes), ranks)
 
 
+def oracle_name(rule: str) -> str:
+    """The rule name of the oracle of train rule ``rule`` in a sweep table: ``"drs+oracle"``."""
+    return f"{rule}+{ORACLE}"
+
+
+def sweep_runs(rules: Sequence[str], oracle: bool | Sequence[str] = True,
+               oracle_rule: str | None = None) -> list[tuple[str, str, bool]]:
+    """The classifiers :func:`run_sweep` trains per cell: ``(name, train rule, oracle?)``.
+
+    ``rules`` first, in order; then one oracle per rule of ``rules`` (``oracle=True``), per rule
+    of the sequence ``oracle`` (any rules of :data:`~mil_core.classify.trainer.RULES`), or none
+    (``oracle=False``). ``oracle_rule`` is the old single-oracle argument: ``oracle_rule="erm"``
+    means ``oracle=("erm",)``. Raises :class:`ConfigError` on an unknown or repeated rule.
+    """
+    rules = list(rules)
+    if isinstance(oracle, str):
+        raise ConfigError(f"run_sweep: oracle must be True, False or a sequence of rules, got "
+                          f"the string {oracle!r}; write oracle=({oracle!r},)")
+    if oracle_rule is not None:
+        if not oracle:
+            raise ConfigError("run_sweep: oracle_rule was given with oracle=False; drop one")
+        oracle = (oracle_rule,)
+    oracle_rules = list(rules if oracle is True else (oracle or ()))
+    bad = [r for r in rules + oracle_rules if r not in RULES]
+    if bad:
+        raise ConfigError(f"run_sweep: unknown rule(s) {bad}; choose from {RULES} (oracles: "
+                          "oracle=True for one per rule, or a sequence of rules)")
+    for what, names in (("rules", rules), ("oracle", oracle_rules)):
+        if len(set(names)) != len(names):
+            raise ConfigError(f"run_sweep: {what} repeats a rule: {names}")
+    return [(r, r, False) for r in rules] + [(oracle_name(r), r, True) for r in oracle_rules]
+
+
 def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
               transforms: Sequence[str] = ("rot", "bg", "dil"),
               rules: Sequence[str] = ("erm", "resample", "drs", "reweight", "drw"),
-              oracle: bool = True, oracle_rule: str = "erm", instances: int | None = None,
-              loss: str = "ce", seed: int = 0, device: str | torch.device | None = None,
+              oracle: bool | Sequence[str] = True, oracle_rule: str | None = None,
+              instances: int | None = None, loss: str = "ce", seed: int = 0,
+              bn_stats: str | Sequence[str] = "running",
+              device: str | torch.device | None = None,
               show_progress: bool = True, **config_overrides: Any) -> pd.DataFrame:
     """Train and measure every cell of the grid; one row per class (see the module docstring).
 
     ``profile`` gives the datasets (``git.datasets``), epochs, batch size, classifier, the number
     of instances (``git.n_instances``) and the eKLD protocol (``git.ekld_images_per_class`` ×
-    ``git.ekld_transforms``); arguments override them. ``config_overrides`` go to
-    :class:`ClassifierConfig`. Instance ``i`` trains with seed ``seed + i``.
+    ``git.ekld_transforms``); arguments override them. ``oracle``: ``True`` trains the oracle of
+    every rule in ``rules`` (``"erm+oracle"``, ``"drs+oracle"``, …), a sequence of rules trains
+    the oracles of those only (``oracle=("erm", "drs")``: the paper's CE and CE+DRS bounds),
+    ``False`` none (:func:`sweep_runs`). ``config_overrides`` go to :class:`ClassifierConfig`
+    (not ``rule`` / ``oracle`` / ``seed``, which the sweep sets). Instance ``i`` trains with
+    seed ``seed + i``; a rule and its oracle share the seed, hence the init and the batch
+    order (the oracle's transform parameters come from a stream of their own).
+
+    ``bn_stats``: ``"running"`` (Cao et al.'s recipe) evaluates the BatchNorm running
+    statistics as training left them; ``"instance"`` re-estimates them first (on a copy of the
+    model) from one epoch of the run's training images in instance-balanced order (for an
+    oracle: the clean images with the transform on the fly),
+    :func:`~mil_core.classify.trainer.recompute_bn_stats`, and re-evaluates; a sequence, e.g.
+    ``("running", "instance")``, measures every trained classifier both ways (rows for each;
+    the column ``bn_stats`` says which). DRS moves those statistics to the class mix of
+    balanced batches at any lr, after weights were trained under the instance-balanced mix,
+    which can cost it more balanced accuracy than its re-balanced weights gain (trainer
+    docstring).
     """
     prof = get_profile(profile)
     datasets = list(prof.git.datasets if datasets is None else datasets)
     n_inst = prof.git.n_instances if instances is None else int(instances)
     if n_inst < 1:
         raise ConfigError(f"run_sweep: instances must be >= 1, got {instances!r}")
-    bad = [r for r in rules if r not in RULES]
-    if bad or oracle_rule not in RULES:
-        raise ConfigError(f"run_sweep: unknown rule(s) {bad or [oracle_rule]}; choose from {RULES}")
+    runs = sweep_runs(rules, oracle, oracle_rule)
+    bn_list = [bn_stats] if isinstance(bn_stats, str) else list(bn_stats)
+    if not bn_list or any(b not in BN_STATS for b in bn_list) or len(set(bn_list)) < len(bn_list):
+        raise ConfigError(f"run_sweep: bn_stats must be one of {BN_STATS} or a sequence of "
+                          f"them, got {bn_stats!r}")
+    taken = sorted({"rule", "oracle", "seed"} & set(config_overrides))
+    if taken:
+        raise ConfigError(f"run_sweep: {taken} are set by the sweep (rules=, oracle=, seed=); "
+                          "do not pass them as ClassifierConfig overrides")
     for t in transforms:
         get_transform(t)
+    ClassifierConfig.from_profile(prof, loss=loss, **config_overrides)   # fail before any data
     jobs = [(d, t, i) for d in datasets for t in transforms for i in range(n_inst)]
-    runs = [(r, None) for r in rules] + ([(ORACLE, None)] if oracle else [])
     bar = progress(jobs, total=len(jobs), desc="sweep") if show_progress else jobs
     frames: list[pd.DataFrame] = []
     cache: dict[str, ImageSet] = {}
@@ -104,58 +171,95 @@ def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
         if d not in cache:
             cache[d] = load_git_dataset(d)
         split = make_split(cache[d], t, i, seed)
-        for rule, _ in runs:
-            is_oracle = rule == ORACLE
+        for name, rule, is_oracle in runs:
             cfg = ClassifierConfig.from_profile(
-                prof, **{"rule": oracle_rule if is_oracle else rule, "loss": loss,
-                         "seed": int(seed) + i, "eval_every": 0,
+                prof, **{"rule": rule, "loss": loss, "seed": int(seed) + i, "eval_every": 0,
                          "oracle": t if is_oracle else None, **config_overrides})
-            run = train_classifier(split.train_clean if is_oracle else split.train, split.test,
-                                   cfg, device=device)
-            res = ekld(run.model, split.test_clean, t,
-                       images_per_class=prof.git.ekld_images_per_class,
-                       n_transforms=prof.git.ekld_transforms,
-                       generator=torch.Generator().manual_seed(int(seed) + i),
-                       class_sizes=split.sizes, device=device)
-            frame = res.to_frame(seed=int(seed) + i)
-            frame.insert(0, "rule", rule)
-            frame.insert(0, "instance", i)
-            frame.insert(0, "transform", t)
-            frame.insert(0, "dataset", d)
-            frame["class_rank"] = [split.ranks[c] for c in frame["class_index"]]
-            frame["class_acc"] = run.per_class_acc
-            frame["acc"] = run.acc
-            frame["balanced_acc"] = run.balanced_acc
-            frame["loss"] = loss
-            frame["seconds"] = run.timings["seconds"]
-            frames.append(frame)
+            train_set = split.train_clean if is_oracle else split.train
+            run = train_classifier(train_set, split.test, cfg, device=device)
+            for bn in bn_list:
+                model, metrics = run.model, {"acc": run.acc, "balanced_acc": run.balanced_acc,
+                                             "per_class_acc": run.per_class_acc}
+                if bn == "instance":
+                    model = recompute_bn_stats(
+                        copy.deepcopy(run.model), train_set, balanced=False,
+                        batch_size=cfg.batch_size, transform=cfg.oracle,
+                        generator=torch.Generator().manual_seed(int(seed) + i), device=device)
+                    metrics = evaluate(model, split.test, device=device)
+                frame = _measure(model, split, t, prof, int(seed) + i, device)
+                for col, value in (("dataset", d), ("transform", t), ("instance", i),
+                                   ("rule", name), ("train_rule", rule), ("oracle", is_oracle),
+                                   ("bn_stats", bn))[::-1]:
+                    frame.insert(0, col, value)
+                frame["class_acc"] = metrics["per_class_acc"]
+                frame["acc"] = metrics["acc"]
+                frame["balanced_acc"] = metrics["balanced_acc"]
+                frame["loss"] = loss
+                frame["seconds"] = run.timings["seconds"]
+                frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     table["class_size"] = table["class_size"].astype("int64")
     return table
+
+
+def _measure(model: torch.nn.Module, split: LongTailSplit, transform: str, prof: Profile,
+             seed: int, device: str | torch.device | None) -> pd.DataFrame:
+    """eKLD and the confidence summaries of ``model`` per class on the clean test images."""
+    res = ekld(model, split.test_clean, transform,
+               images_per_class=prof.git.ekld_images_per_class,
+               n_transforms=prof.git.ekld_transforms,
+               generator=torch.Generator().manual_seed(seed), class_sizes=split.sizes,
+               device=device)
+    frame = res.to_frame(seed=seed)
+    frame["class_rank"] = [split.ranks[c] for c in frame["class_index"]]
+    return frame
 
 
 def trend_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, transform, rule): mean over instances of the Spearman correlation between
     log class size and eKLD, the eKLD of the smallest and of the largest class, their ratio,
     and the mean accuracy / balanced accuracy. A negative correlation and a ratio above 1 mean
-    that rare classes are less invariant (GIT's finding)."""
+    that rare classes are less invariant (GIT's finding). A table with a ``bn_stats`` column
+    (:func:`run_sweep` writes one) is also split by it, and the result has that column.
+
+    When the table has them (:func:`run_sweep` writes them), the same smallest / largest class
+    also gets its test accuracy (``class_acc``) and its mean predictive entropy on clean images
+    (``entropy_clean``): a small tail eKLD with a high tail entropy and zero tail accuracy is a
+    classifier that never predicts the tail, not an invariant one.
+    """
+    extra = [(col, label) for col, label in (("class_acc", "acc"), ("entropy_clean", "entropy"))
+             if col in table.columns]
+    keys = ["dataset", "transform", "rule"] + (["bn_stats"] if "bn_stats" in table.columns
+                                               else [])
     rows = []
-    for (d, t, r), g in table.groupby(["dataset", "transform", "rule"], sort=False):
+    for key, g in table.groupby(keys, sort=False):
+        d, t, r = key[:3]
         rhos, small, large = [], [], []
+        small_x: dict[str, list[float]] = {col: [] for col, _ in extra}
+        large_x: dict[str, list[float]] = {col: [] for col, _ in extra}
         for _, gi in g.groupby("instance"):
             rho = _spearman(np.log(gi["class_size"].to_numpy(float)), gi["ekld"].to_numpy(float))
             rhos.append(rho)
-            small.append(gi.loc[gi["class_size"].idxmin(), "ekld"])
-            large.append(gi.loc[gi["class_size"].idxmax(), "ekld"])
+            i_small, i_large = gi["class_size"].idxmin(), gi["class_size"].idxmax()
+            small.append(gi.loc[i_small, "ekld"])
+            large.append(gi.loc[i_large, "ekld"])
+            for col, _ in extra:
+                small_x[col].append(gi.loc[i_small, col])
+                large_x[col].append(gi.loc[i_large, col])
         s, lg = float(np.mean(small)), float(np.mean(large))
         runs = g.drop_duplicates("instance")
-        rows.append({"dataset": d, "transform": t, "rule": r,
-                     "spearman(log size, eKLD)": (float(np.nanmean(rhos))
-                                                  if np.isfinite(rhos).any() else math.nan),
-                     "eKLD smallest class": s, "eKLD largest class": lg,
-                     "smallest / largest": s / lg if lg > 0 else math.inf,
-                     "acc": float(runs["acc"].mean()),
-                     "balanced acc": float(runs["balanced_acc"].mean())})
+        row = {"dataset": d, "transform": t, "rule": r,
+               **({"bn_stats": key[3]} if len(keys) > 3 else {}),
+               "spearman(log size, eKLD)": (float(np.nanmean(rhos))
+                                            if np.isfinite(rhos).any() else math.nan),
+               "eKLD smallest class": s, "eKLD largest class": lg,
+               "smallest / largest": s / lg if lg > 0 else math.inf,
+               "acc": float(runs["acc"].mean()),
+               "balanced acc": float(runs["balanced_acc"].mean())}
+        for col, label in extra:
+            row[f"{label} smallest class"] = float(np.nanmean(small_x[col]))
+            row[f"{label} largest class"] = float(np.nanmean(large_x[col]))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -9,10 +9,29 @@ Train rules (what changes at the first lr step is Cao et al.'s "deferred" schedu
 
 - ``erm``      — uniform batches, unweighted loss;
 - ``resample`` — a class-balanced sampler (:func:`~mil_core.data.longtail.class_balanced_sampler`)
-  every epoch;
+  every epoch: N draws with replacement, sample weight ∝ 1/n_c, so every class is equally
+  likely (N = training images, the length of an ERM epoch);
 - ``drs``      — uniform batches until the first lr step, class-balanced sampling from it on;
 - ``reweight`` — effective-number class weights (β = 0.9999) in the loss from the start;
 - ``drw``      — the same weights only from the first lr step.
+
+The deferred rules switch at :func:`switch_epoch` (the first lr step) and therefore act only at
+``lr · lr_factors[0]`` (1e-3) and after it; the schedule runs on unchanged through the switch (the
+lr is a pure function of the epoch, the optimizer and its momentum are never rebuilt). How much
+they can do is set by the budget: :func:`schedule_phases` counts the SGD steps of every phase
+(the ``cpu`` profile at batch 128: 9 steps at 1e-3 on the 276 digits, 30 on the 1,237 animal
+silhouettes, then 3 epochs at 1e-5 in which the weights no longer move; K49: 620).
+
+BatchNorm and the sampler: the running statistics follow the batches at any lr (momentum 0.1),
+so after the DRS switch they become those of class-balanced batches within ~10 steps, while the
+weights were trained for most of the run under the statistics of instance-balanced batches (on a
+long tail, mostly the head class). The statistics depend on the class mix of the batch, not only
+on the images (an ERM model's balanced accuracy also falls when they are re-estimated on the
+balanced *test* split), and at 1e-3 the weights re-adapt to the new mix slowly (the train loss
+jumps at the switch). On small long-tailed sets DRS's balanced accuracy can then fall below
+ERM's although its weights are better: :func:`recompute_bn_stats` re-estimates the statistics
+from the instance-balanced stream and tells the two apart. Cao et al.'s recipe keeps the running
+statistics (the default here).
 
 Losses: ``ce``, ``focal`` (γ = 1) and ``ldam`` (max_m 0.5, s 30; with a cosine classifier head, as
 Cao et al.'s code sets ``use_norm=True`` for LDAM). ``oracle``: the name of a nuisance transform
@@ -57,8 +76,9 @@ from ..runtime import get_device, progress
 from .losses import LOSSES, effective_number_weights, make_loss
 
 __all__ = ["ClassifierConfig", "ClassifierRun", "RULES", "CHECKPOINT_NAME", "step_epochs",
-           "warmup_length", "lr_at_epoch", "epoch_plan", "epoch_indices", "train_classifier",
-           "evaluate", "predict_proba"]
+           "warmup_length", "lr_at_epoch", "switch_epoch", "epoch_plan", "schedule_phases",
+           "epoch_indices", "train_classifier", "evaluate", "predict_proba",
+           "recompute_bn_stats"]
 
 RULES = ("erm", "resample", "drs", "reweight", "drw")
 CHECKPOINT_NAME = "classifier.safetensors"   # written in ``checkpoint_dir`` after every epoch
@@ -131,6 +151,15 @@ class ClassifierConfig:
                               "and lr_factors as many positive numbers, got lr_steps="
                               f"{self.lr_steps!r}, lr_factors={self.lr_factors!r} (K49: (0.6, "
                               "0.8) and (0.01, 1e-4))")
+        merged = [(a, b) for a, b in zip(steps, steps[1:])
+                  if int(round(a * self.epochs)) == int(round(b * self.epochs)) < self.epochs]
+        if merged:
+            a, b = merged[0]
+            raise ConfigError(f"ClassifierConfig.lr_steps {a} and {b} of {self.epochs} epochs "
+                              f"both round to epoch {int(round(a * self.epochs))}, so the lr "
+                              "phase between them (and with it the deferred DRS/DRW phase at "
+                              "lr·lr_factors[0]) vanishes; use more epochs or steps further "
+                              "apart")
         if self.rule not in RULES:
             raise ConfigError(f"ClassifierConfig.rule must be one of {', '.join(RULES)}, got "
                               f"{self.rule!r}")
@@ -204,16 +233,61 @@ def lr_at_epoch(cfg: ClassifierConfig, epoch: int) -> float:
     return lr
 
 
+def switch_epoch(cfg: ClassifierConfig) -> int | None:
+    """The (0-based) epoch from which ``drs`` / ``drw`` balance: the first lr step (Cao et al.).
+
+    K49 (50 epochs): 30; CIFAR (200, (0.8, 0.9)): 160; the ``cpu`` profile (15): 9. None when
+    the run ends before its first lr step (then DRS and DRW are ERM; ``smoke``'s one epoch).
+    """
+    first = step_epochs(cfg)[0] if cfg.lr_steps else cfg.epochs
+    return first if first < cfg.epochs else None
+
+
 def epoch_plan(cfg: ClassifierConfig, epoch: int) -> dict[str, Any]:
     """What (0-based) ``epoch`` does: ``lr``, ``balanced_sampling`` and ``class_weights`` (bools).
 
-    ``drs`` / ``drw`` switch on at the first lr step (Cao et al.'s deferred schedule).
+    ``drs`` / ``drw`` switch on at :func:`switch_epoch`, the first lr step (Cao et al.'s
+    deferred schedule).
     """
-    first = step_epochs(cfg)[0] if cfg.lr_steps else cfg.epochs
-    deferred = epoch >= first
+    first = switch_epoch(cfg)
+    deferred = first is not None and epoch >= first
     return {"lr": lr_at_epoch(cfg, epoch),
             "balanced_sampling": cfg.rule == "resample" or (cfg.rule == "drs" and deferred),
             "class_weights": cfg.rule == "reweight" or (cfg.rule == "drw" and deferred)}
+
+
+def schedule_phases(cfg: ClassifierConfig, n_train: int) -> list[dict[str, Any]]:
+    """The run cut into phases of constant plan (epochs of one warm-up or lr value, sampling and
+    weighting), each with its SGD steps on ``n_train`` images.
+
+    One dict per phase: ``first_epoch``, ``last_epoch`` (0-based, inclusive), ``epochs``,
+    ``lr`` (of the phase's first epoch; the warm-up is one phase with ``warmup=True``),
+    ``balanced_sampling``, ``class_weights`` and ``steps`` (``epochs · ⌈n_train / batch⌉``, an
+    epoch of either sampler drawing ``n_train`` images). Shows what a budget leaves the deferred
+    rules: the ``cpu`` profile's DRS on the 276 digits balances for 9 steps at lr 1e-3.
+    """
+    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train < 1:
+        raise ConfigError(f"schedule_phases: n_train must be a positive integer, got "
+                          f"{n_train!r}")
+    per_epoch = math.ceil(int(n_train) / cfg.batch_size)
+    w = warmup_length(cfg)
+    phases: list[dict[str, Any]] = []
+    for epoch in range(cfg.epochs):
+        plan = epoch_plan(cfg, epoch)
+        key = (epoch < w, None if epoch < w else plan["lr"], plan["balanced_sampling"],
+               plan["class_weights"])
+        if phases and phases[-1]["_key"] == key:
+            phases[-1]["last_epoch"] = epoch
+            continue
+        phases.append({"_key": key, "first_epoch": epoch, "last_epoch": epoch,
+                       "lr": plan["lr"], "warmup": epoch < w,
+                       "balanced_sampling": plan["balanced_sampling"],
+                       "class_weights": plan["class_weights"]})
+    for ph in phases:
+        del ph["_key"]
+        ph["epochs"] = ph["last_epoch"] - ph["first_epoch"] + 1
+        ph["steps"] = ph["epochs"] * per_epoch
+    return phases
 
 
 def epoch_indices(labels: torch.Tensor, balanced: bool, generator: torch.Generator
@@ -314,6 +388,64 @@ def evaluate(model: nn.Module, data: ImageSet, batch_size: int = 512,
             "per_class_acc": per_class.tolist(),
             "n": len(data),
             "n_per_class": counts.tolist()}
+
+
+@torch.no_grad()
+def recompute_bn_stats(model: nn.Module, data: ImageSet, *, balanced: bool = False,
+                       batch_size: int = 128, transform: str | None = None,
+                       generator: torch.Generator | None = None,
+                       device: str | torch.device | None = None) -> nn.Module:
+    """Re-estimate every BatchNorm layer's running statistics from one epoch of ``data``, in place.
+
+    The epoch is the trainer's (:func:`epoch_indices`): a permutation of the images
+    (``balanced=False``, the instance-balanced stream ERM trains on) or N class-balanced draws
+    with replacement (``balanced=True``, the stream of resampling / DRS after the switch), in
+    batches of ``batch_size``, the model in train mode without gradients; ``transform`` (a
+    nuisance name, as ``ClassifierConfig.oracle``) is applied to every batch with fresh
+    parameters, as the oracle trains. Each layer's statistics become the average of its
+    per-batch mean and variance over the epoch (PyTorch's cumulative average,
+    ``momentum=None``); the weights are not touched, and the model's modes and the layers'
+    momenta are restored. ``generator``: CPU generator of the order, then of the transform's
+    parameters (default seeded 0). Returns ``model``; ``copy.deepcopy`` it first to keep the
+    old statistics.
+
+    Not part of Cao et al.'s recipe; a diagnostic: the running statistics follow the batches at
+    any learning rate, so a rule that changes the sampler late (DRS) changes them even when the
+    lr is too small to change the weights (module docstring).
+    """
+    if not isinstance(data, ImageSet) or len(data) == 0:
+        raise DataError(f"recompute_bn_stats: data must be a non-empty ImageSet, got "
+                        f"{type(data).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"recompute_bn_stats: batch_size must be a positive integer, got "
+                          f"{batch_size!r}")
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+              and m.track_running_stats]
+    if not layers:
+        return model
+    tfm = get_transform(transform) if transform is not None else None
+    dev = torch.device(device) if device is not None else _model_device(model)
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    modes = [(m, m.training) for m in model.modules()]
+    momenta = [(m, m.momentum) for m in layers]
+    try:
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None                     # cumulative average over the epoch's batches
+        model.train()
+        order = epoch_indices(data.labels, balanced, gen)                          # (N,)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]                                  # (b,)
+            x = to_float(data.images.index_select(0, idx)).to(dev)                 # (b, 1, H, W)
+            if tfm is not None:
+                x = tfm.apply(x, tfm.sample_params(x.shape[0], gen))
+            model(x)
+    finally:
+        for m, momentum in momenta:
+            m.momentum = momentum
+        for m, training in modes:
+            m.training = training
+    return model
 
 
 # -----------------------------------------------------------------------------

@@ -45,6 +45,16 @@ Conventions chosen here:
   mean over pairs, every image having T copies). Confidence intervals resample **images**
   (:func:`bootstrap_ci`), because the T copies of one image are not independent.
 - **Argmax consistency** = fraction of pairs with ``argmax p(·|x) == argmax p(·|x')``.
+- **Confidence beside invariance.** eKLD also depends on how confident the classifier is: a
+  classifier that spreads p(·|x) over the same head classes for x and x' (as ERM does on tail
+  images it never predicts) has a small KL without being invariant in any useful sense, and a
+  confident one has a large KL for the same change of argmax. So every class also gets the mean
+  predictive entropy ``H(p) = −Σ_k p_k log p_k`` (nats, float64, ``0 · log 0 = 0``; 0 for a
+  one-hot p, ``log K`` for a uniform one; :func:`predictive_entropy`) and the mean largest
+  probability ``max_k p_k``, on the clean images (``entropy_clean``, ``max_prob_clean``) and on
+  their transformed copies (``entropy_transformed``, ``max_prob_transformed``, means over
+  pairs), and the accuracy of the argmax against the image's label on both (``acc_clean``: per
+  image; ``acc_transformed``: per pair; output k is taken to mean class k).
 """
 from __future__ import annotations
 
@@ -61,13 +71,17 @@ from ..data.mnist_like import ImageSet
 from ..data.nuisance import NuisanceTransform, get_transform, to_float
 from ..errors import ConfigError, DataError
 
-__all__ = ["EKLDResult", "ekld", "bootstrap_ci", "kl_from_logits", "INPUT_KINDS"]
+__all__ = ["EKLDResult", "ekld", "bootstrap_ci", "kl_from_logits", "predictive_entropy",
+           "INPUT_KINDS", "CONFIDENCE_COLUMNS"]
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
 
 # What model outputs (or the tensors given to kl_from_logits) are; see the module docstring.
 INPUT_KINDS = ("logits", "log_probs", "probs")
 _PROB_TOL = 1e-4   # |row sum − 1| (probabilities) or |logsumexp| (log-probabilities) allowed
+# the per-class confidence summaries of EKLDResult, in the order EKLDResult.to_frame writes them
+CONFIDENCE_COLUMNS = ("entropy_clean", "entropy_transformed", "max_prob_clean",
+                      "max_prob_transformed", "acc_clean", "acc_transformed")
 
 
 # -----------------------------------------------------------------------------
@@ -153,6 +167,36 @@ def _kl_from_logp(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     return terms.sum(dim=1)
 
 
+def predictive_entropy(scores: torch.Tensor, *, inputs: str = "logits") -> torch.Tensor:
+    """Entropy ``H(p) = −Σ_k p_k log p_k`` per row, in nats and float64.
+
+    Args:
+        scores: ``(B, K)`` scores of the kind ``inputs`` says (see the module docstring).
+        inputs: ``"logits"`` (default), ``"log_probs"`` or ``"probs"``.
+
+    Returns:
+        ``(B,)`` float64 in ``[0, log K]``: 0 for a one-hot p (terms with ``p_k = 0`` count 0),
+        ``log K`` for the uniform p.
+
+    Raises:
+        ConfigError: unknown ``inputs``.
+        DataError: not a float ``(B, K)`` tensor, or scores not of the kind ``inputs`` says.
+    """
+    _check_input_kind(inputs, "predictive_entropy")
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or not scores.is_floating_point():
+        raise DataError(f"predictive_entropy: scores must be a float (B, K) tensor, got "
+                        f"{getattr(scores, 'dtype', type(scores))} "
+                        f"{tuple(getattr(scores, 'shape', ()))}.")
+    return _entropy_from_logp(_to_log_probs(scores, inputs, "predictive_entropy", "scores"))
+
+
+def _entropy_from_logp(logp: torch.Tensor) -> torch.Tensor:
+    """``−Σ_k p_k log p_k`` with ``0 · log 0 = 0``; rows of ``(B, K)`` → ``(B,)``."""
+    p = logp.exp()
+    terms = torch.where(p > 0, p * logp, torch.zeros_like(p))               # (B, K)
+    return -terms.sum(dim=1)
+
+
 def bootstrap_ci(values: torch.Tensor | np.ndarray | Sequence[float], n_boot: int = 1000,
                  level: float = 0.95, generator: torch.Generator | None = None
                  ) -> tuple[float, float]:
@@ -230,6 +274,14 @@ class EKLDResult:
     images_per_class: int               # the cap that was asked for
     class_sizes: np.ndarray | None = None   # (C,) training size of each class, when given
     extra: dict = field(default_factory=dict)   # free-form metadata (e.g. model / split names)
+    # confidence beside invariance (module docstring), (C,) float64, NaN for a class without
+    # images; None in a result built without them
+    entropy_clean: np.ndarray | None = None        # mean H(p(·|x)) over the class's images, nats
+    entropy_transformed: np.ndarray | None = None  # mean H(p(·|x')) over its pairs, nats
+    max_prob_clean: np.ndarray | None = None       # mean max_k p(k|x) over its images
+    max_prob_transformed: np.ndarray | None = None  # mean max_k p(k|x') over its pairs
+    acc_clean: np.ndarray | None = None            # fraction of its images with argmax = label
+    acc_transformed: np.ndarray | None = None      # fraction of its pairs with argmax(x') = label
 
     @property
     def n_classes(self) -> int:
@@ -257,7 +309,9 @@ class EKLDResult:
 
     def to_frame(self, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
         """One row per class: ``class_index, class, class_size, n_images, n_pairs, ekld,
-        consistency, ci_low, ci_high`` (CIs from :meth:`confidence_intervals`).
+        consistency, ci_low, ci_high`` (CIs from :meth:`confidence_intervals`), then the
+        confidence summaries ``entropy_clean, entropy_transformed, max_prob_clean,
+        max_prob_transformed, acc_clean, acc_transformed`` (NaN when the result has none).
 
         ``class_size`` is the nullable ``Int64`` training size, ``<NA>`` when none was given.
         """
@@ -274,6 +328,8 @@ class EKLDResult:
             "consistency": self.consistency,
             "ci_low": low,
             "ci_high": high,
+            **{name: (getattr(self, name) if getattr(self, name) is not None
+                      else np.full(self.n_classes, np.nan)) for name in CONFIDENCE_COLUMNS},
         })
 
 
@@ -403,7 +459,9 @@ def ekld(model_or_fn: nn.Module | ModelFn, images: ImageSet | tuple[torch.Tensor
             probabilities (the first batch's rows all ≥ 0 and summing to 1) are refused.
 
     Returns:
-        :class:`EKLDResult` (per-class eKLD, consistency, counts, per-image values).
+        :class:`EKLDResult` (per-class eKLD, consistency, counts, per-image values, and the
+        confidence summaries: entropy, max probability and accuracy on clean and transformed
+        images).
 
     Raises:
         ConfigError: unknown transform, a count < 1, bad ``class_sizes``, ``generator`` or
@@ -446,6 +504,10 @@ def ekld(model_or_fn: nn.Module | ModelFn, images: ImageSet | tuple[torch.Tensor
 
     kl = torch.empty(S * T, dtype=torch.float64, device=device)                # (S·T,)
     agree = torch.empty(S * T, dtype=torch.bool, device=device)                # (S·T,)
+    ent_t = torch.empty(S * T, dtype=torch.float64, device=device)             # (S·T,)
+    maxp_t = torch.empty(S * T, dtype=torch.float64, device=device)            # (S·T,)
+    hit_t = torch.empty(S * T, dtype=torch.bool, device=device)                # (S·T,)
+    sel_labels = y_all.index_select(0, sel).to(device)                         # (S,)
     with _EvalMode(model_or_fn):
         # 3. p(·|x) once per clean image.
         logp_chunks, k_out = [], None
@@ -464,7 +526,11 @@ def ekld(model_or_fn: nn.Module | ModelFn, images: ImageSet | tuple[torch.Tensor
             x_t = tfm.apply(x, {k: v[start:stop] for k, v in params.items()})
             logq = _log_probs(model_or_fn, x_t, k_out, inputs)                    # (b, K)
             kl[start:stop] = _kl_from_logp(logp_x.index_select(0, img), logq)
-            agree[start:stop] = top_x.index_select(0, img) == logq.argmax(dim=1)
+            top_q = logq.argmax(dim=1)                                            # (b,)
+            agree[start:stop] = top_x.index_select(0, img) == top_q
+            ent_t[start:stop] = _entropy_from_logp(logq)
+            maxp_t[start:stop] = logq.max(dim=1).values.exp()
+            hit_t[start:stop] = top_q == sel_labels.index_select(0, img)
 
     # 5. Per image, then per class.
     kl_img = kl.view(S, T).mean(dim=1).cpu().numpy()                            # (S,)
@@ -475,8 +541,26 @@ def ekld(model_or_fn: nn.Module | ModelFn, images: ImageSet | tuple[torch.Tensor
     per_cons = [agree_img[bounds[c]:bounds[c + 1]] for c in range(len(classes))]
     ekld_c = np.array([v.mean() if len(v) else np.nan for v in per_image])
     cons_c = np.array([v.mean() if len(v) else np.nan for v in per_cons])
+
+    # 6. Confidence beside invariance: per image (clean) and per pair (transformed), per class.
+    def per_class(per_img: torch.Tensor) -> np.ndarray:                      # (S,) -> (C,)
+        v = per_img.to(torch.float64).cpu().numpy()
+        return np.array([v[bounds[c]:bounds[c + 1]].mean() if counts[c] else np.nan
+                         for c in range(len(classes))])
+
+    def pair_mean(per_pair: torch.Tensor) -> torch.Tensor:                   # (S·T,) -> (S,)
+        return per_pair.to(torch.float64).view(S, T).mean(dim=1)
+
+    confidence = {
+        "entropy_clean": per_class(_entropy_from_logp(logp_x)),
+        "entropy_transformed": per_class(pair_mean(ent_t)),
+        "max_prob_clean": per_class(logp_x.max(dim=1).values.exp()),
+        "max_prob_transformed": per_class(pair_mean(maxp_t)),
+        "acc_clean": per_class(top_x == sel_labels),
+        "acc_transformed": per_class(pair_mean(hit_t)),
+    }
     return EKLDResult(
         transform=getattr(tfm, "name", type(tfm).__name__), classes=classes, ekld=ekld_c,
         consistency=cons_c, n_images=counts, n_pairs=counts * T, per_image=per_image,
         per_image_consistency=per_cons, image_index=[c.numpy() for c in chosen],
-        n_transforms=T, images_per_class=images_per_class, class_sizes=sizes)
+        n_transforms=T, images_per_class=images_per_class, class_sizes=sizes, **confidence)
