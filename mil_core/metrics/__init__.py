@@ -26,7 +26,8 @@ from .swd import MAX_ALL_PATCHES, laplacian_pyramid, sliced_wasserstein, swd, sw
 from .diversity import diversity
 from .patches import extract_patches, nearest_reference, patch_nn_distance
 from .report import image_metrics, sample_table
-from .ekld import INPUT_KINDS, EKLDResult, bootstrap_ci, ekld, kl_from_logits
+from .ekld import (CONFIDENCE_COLUMNS, INPUT_KINDS, EKLDResult, bootstrap_ci, ekld,
+                   kl_from_logits, predictive_entropy)
 
 __all__ = [
     "feature_stats", "frechet_distance",
@@ -38,5 +39,6 @@ __all__ = [
     "diversity",
     "extract_patches", "nearest_reference", "patch_nn_distance",
     "image_metrics", "sample_table",
-    "INPUT_KINDS", "EKLDResult", "bootstrap_ci", "ekld", "kl_from_logits",
+    "CONFIDENCE_COLUMNS", "INPUT_KINDS", "EKLDResult", "bootstrap_ci", "ekld", "kl_from_logits",
+    "predictive_entropy",
 ]

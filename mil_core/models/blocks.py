@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..errors import DataError
 
 __all__ = ["ConvBlock", "FiveLayerNet", "init_weights", "channels_at_scale", "pad_for",
-           "zero_pad", "upsample"]
+           "zero_pad", "upsample", "stream_seed"]
 
 
 class ConvBlock(nn.Sequential):
@@ -120,6 +120,19 @@ def upsample(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(shape):
         return x
     return F.interpolate(x, size=tuple(shape), mode="bilinear", align_corners=False)
+
+
+def stream_seed(seed: int) -> int:
+    """The seed of a trainer's own random stream, derived from the user's ``seed``.
+
+    Every GAN trainer here draws z* (the fixed reconstruction noise) early from its stream. Were
+    that stream ``torch.Generator().manual_seed(seed)``, a user who samples with the same
+    ``manual_seed(seed)`` would replay z*, and "sample 0" would be the reconstruction. So the
+    stream is seeded with a multiplicative (Knuth) hash of ``seed`` kept within 32 bits: torch's
+    CPU generator uses only the low 32 bits of a seed, so a plain offset beyond them would
+    collide. Shared by SinGAN, ConSinGAN and the MIL hyper-GAN (where it was first needed).
+    """
+    return (int(seed) * 2654435761 + 0x9E3779B9) % 2 ** 32
 
 
 def check_gan_image(image: object, what: str) -> torch.Tensor:

@@ -48,7 +48,7 @@ from ..data.pyramid import PyramidConfig, plan_pyramid, resize_to
 from ..errors import CheckpointError, ConfigError, DataError
 from ..losses import critic_loss, generator_adv_loss, noise_amplitude, reconstruction_loss
 from ..runtime import get_device, progress
-from .blocks import check_gan_image, init_weights
+from .blocks import check_gan_image, init_weights, stream_seed
 
 __all__ = ["ConSinGANConfig", "ConSinGAN", "GrowingGenerator", "PatchCritic", "stage_exponents",
            "stage_shapes", "generator_param_groups", "prepare_consingan", "train_stage",
@@ -294,14 +294,19 @@ def generator_param_groups(netG: GrowingGenerator, stage: int, cfg: ConSinGANCon
 # the trained model
 # ---------------------------------------------------------------------------------------------
 class ConSinGAN(nn.Module):
-    """A trained (or training) ConSinGAN; the same interface as the SinGAN model."""
+    """A trained (or training) ConSinGAN; the same interface as the SinGAN model.
+
+    ``seed`` draws the initial weights and then ``z_star`` from a generator seeded with
+    :func:`~mil_core.models.blocks.stream_seed` ``(seed)``, never ``seed`` itself, so sampling
+    with ``torch.Generator().manual_seed(seed)`` does not replay z* (or the initial weights).
+    """
 
     def __init__(self, cfg: ConSinGANConfig, reals: list[torch.Tensor], seed: int = 0) -> None:
         super().__init__()
         self.config = cfg
         self.reals = [r.detach().cpu() for r in reals]            # (3, H_n, W_n), coarse → fine
         self.shapes = [tuple(r.shape[-2:]) for r in self.reals]
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(stream_seed(seed))   # not Generator(seed): see below
         self.netG = GrowingGenerator(cfg.channels, cfg.leaky_slope, g)
         self.register_buffer("z_star", torch.randn((1, 3, *self.shapes[0]), generator=g))
         self.noise_amps: list[float] = [1.0]                       # stage 0: pure noise input
@@ -504,6 +509,8 @@ def prepare_consingan(image: torch.Tensor, cfg: ConSinGANConfig, *, seed: int = 
     """Validate inputs, build the pyramid, an untrained model with one stage and its critic.
 
     Returns ``(model, critic, generator)``; the CPU ``generator`` drives every later random draw.
+    It is seeded with ``stream_seed(seed + 1)`` (the model's own stream is ``stream_seed(seed)``):
+    neither is ``torch.Generator().manual_seed(seed)``, which users sample with.
     """
     if not isinstance(cfg, ConSinGANConfig):
         raise ConfigError(f"cfg must be a ConSinGANConfig, got {type(cfg).__name__}")
@@ -513,7 +520,7 @@ def prepare_consingan(image: torch.Tensor, cfg: ConSinGANConfig, *, seed: int = 
     reals = [resize_to(img, s) for s in shapes]                      # (3, H_n, W_n) each
     dev = torch.device(device) if device is not None else get_device()
     model = ConSinGAN(cfg, reals, seed).to(dev)
-    g = torch.Generator().manual_seed(seed + 1)
+    g = torch.Generator().manual_seed(stream_seed(seed + 1))
     critic = PatchCritic(cfg.channels, cfg.leaky_slope, g).to(dev)
     return model, critic, g
 

@@ -20,7 +20,9 @@ channel counts match; the earlier scales are frozen (eval mode, no gradients).
 Differences from the official code, on purpose: no in-place updates of tensors that need grad (the
 fake is recomputed for every generator step), no global options object, checkpoints through
 :mod:`mil_core.checkpoint` (never pickled modules), every random draw from one explicit
-``torch.Generator`` (a CPU run is reproducible from its seed), and 3-channel noise at every scale.
+``torch.Generator`` (a CPU run is reproducible from its seed; the stream is seeded with a hash of
+the seed, :func:`~mil_core.models.blocks.stream_seed`, so that sampling with the training seed does
+not replay z*), and 3-channel noise at every scale.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ from ..losses import critic_loss, generator_adv_loss, noise_amplitude, reconstru
 from ..profiles import Profile, get_profile
 from ..runtime import get_device, progress
 from .blocks import (FiveLayerNet, channels_at_scale, check_gan_image, init_weights, pad_for,
-                     upsample, zero_pad)
+                     stream_seed, upsample, zero_pad)
 
 __all__ = ["SinGANConfig", "SinGAN", "train_singan", "CHECKPOINT_NAME"]
 
@@ -452,7 +454,10 @@ def train_singan(image: torch.Tensor, cfg: SinGANConfig | None = None, *, seed: 
     """Train a SinGAN on ``image`` (3, H, W) in [-1, 1], coarse to fine (SinGAN Sec. 2.2).
 
     ``seed`` seeds the one ``torch.Generator`` every random draw comes from (z*, init, noise,
-    gradient-penalty mixing), so a CPU run is reproducible. ``log_every``: iterations between
+    gradient-penalty mixing), so a CPU run is reproducible. That stream starts from
+    :func:`~mil_core.models.blocks.stream_seed` ``(seed)``, not from ``seed`` itself: z* is its
+    first draw, so sampling with ``torch.Generator().manual_seed(seed)`` would otherwise replay
+    z* and make sample 0 the reconstruction. ``log_every``: iterations between
     rows of ``model.history``. ``checkpoint_dir``: the model is saved atomically to
     ``checkpoint_dir/singan.safetensors`` after each finished scale; with ``resume=True`` the
     finished scales are reloaded from there (same image, config and seed) and training goes on
@@ -475,7 +480,7 @@ def train_singan(image: torch.Tensor, cfg: SinGANConfig | None = None, *, seed: 
     dev = torch.device(device) if device is not None else get_device()
 
     gen = torch.Generator()
-    gen.manual_seed(int(seed))
+    gen.manual_seed(stream_seed(seed))        # not Generator(seed): sampling with it would replay z*
     reals = build_pyramid(image.detach().float().cpu(), cfg.pyramid)        # [(3, H_n, W_n)]
     ckpt = prepare_checkpoint_path(checkpoint_dir, CHECKPOINT_NAME, resume=resume,
                                    overwrite=overwrite)
