@@ -156,7 +156,8 @@ class _OneLine:
             n += 1
         if not self.disable:
             sec = time.perf_counter() - start
-            rate = f", {n / sec:.1f} it/s" if sec > 0 else ""
+            rate = ("" if sec <= 0 or n == 0 else
+                    f", {n / sec:.1f} it/s" if n >= sec else f", {sec / n:.1f} s/it")
             extra = f" [{self.postfix}]" if self.postfix else ""
             done = f"{n}/{self.total}" if self.total and self.total != n else f"{n}"
             print(f"{self.desc + ': ' if self.desc else ''}{done} it in {sec:.1f} s{rate}{extra}",
