@@ -85,6 +85,17 @@ def test_init_weights_statistics():
     assert torch.equal(net.head[0].weight, other.head[0].weight)
 
 
+def test_stream_seed_is_a_32_bit_hash_shared_with_the_hyper_gan():
+    from mil_core.models import hypergan_train
+    from mil_core.models.blocks import stream_seed
+    seeds = [stream_seed(s) for s in range(1000)]
+    assert len(set(seeds)) == 1000 and all(0 <= v < 2 ** 32 for v in seeds)
+    assert all(v != s for s, v in enumerate(seeds))
+    # the hyper-GAN's stream as before the helper was shared (seeded golden values)
+    assert seeds[:3] == [2654435769, 1013904234, 3668339995]
+    assert hypergan_train._stream_seed is stream_seed
+
+
 def test_channels_at_scale():
     assert [channels_at_scale(n) for n in range(12)] == [32] * 4 + [64] * 4 + [128] * 4
     assert channels_at_scale(20) == 128
@@ -136,6 +147,18 @@ def test_sample_shapes_and_determinism(trained):
     assert (a[0] - a[1]).abs().mean() > 1e-4               # samples of one batch differ too
     with pytest.raises(ConfigError):
         model.sample(1, shape=(0, 10))
+
+
+def test_sampling_with_the_training_seed_does_not_replay_z_star(trained):
+    # issue 10 §2A: z* was the first draw of Generator(seed), so sample 0 drawn with
+    # Generator().manual_seed(seed) was the reconstruction (3/255 from the real image)
+    model, _ = trained
+    first = torch.randn(model.z_star.shape, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(first, model.z_star)
+    rec = model.reconstruct()[0]
+    own_error = (rec - model.reals[-1]).abs().mean()
+    samples = model.sample(4, generator=torch.Generator().manual_seed(0))
+    assert ((samples - rec).abs().mean(dim=(1, 2, 3)) > 3 * own_error).all()
 
 
 def test_training_reduces_reconstruction_error(trained):

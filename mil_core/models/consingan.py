@@ -25,6 +25,13 @@ Choices made here, where the paper leaves room or the official code would not ru
 - The official option ``scale_factor`` is overwritten in generation mode: the factor ``r`` is
   derived from ``min_size`` and ``n_stages`` (see :func:`stage_exponents`), so there is no such
   field here; ``schedule="geometric"`` gives the plain SinGAN-like pyramid instead.
+- The short profiles (``smoke``, ``cpu``) train with Adam lr 2e-3, not 5e-4: the generator has
+  no normalisation layer (ConSinGAN's default) and fits far more slowly than SinGAN's BatchNorm
+  nets; the official lr is sized for 2000 iterations × 3 G steps per stage, and at the cpu
+  profile's 400 × 1 it left the reconstruction near 7e-3 (:meth:`ConSinGANConfig.from_profile`).
+- Random streams: weights and z* come from ``stream_seed(seed)``, the training draws from
+  ``stream_seed(seed + 1)`` (:func:`~mil_core.models.blocks.stream_seed`), so sampling with
+  ``torch.Generator().manual_seed(seed)`` never replays z*.
 - Checkpoints as SinGAN's: with ``checkpoint_dir`` the model, the critic and the RNG state are
   written atomically to ``checkpoint_dir/consingan.safetensors`` after every finished stage
   (:mod:`mil_core.checkpoint`, never pickled), and ``resume=True`` continues exactly.
@@ -59,6 +66,12 @@ _KIND = "consingan"
 _STATE_VERSION = 1                  # 0: files of ``save`` before states had kind and version
 
 _N_STAGES = {"smoke": 3, "cpu": 5}   # fewer stages for the small profiles (paper: 6)
+# Adam lr of the short profiles (paper: 5e-4). ConSinGAN's generator has no normalisation, and
+# at lr 5e-4 it needs of the order of the paper's 2000 iterations × 3 G steps per stage to fit
+# the image; with the cpu profile's 400 × 1 its reconstruction stalls near 7e-3 (SinGAN, with
+# BatchNorm: 1e-4) and its samples stay blurry. 2e-3 fits 5–10× better; 3e-3 and more diverge.
+# Measured by benchmarks/bench_consingan_vs_singan.py.
+_SHORT_BUDGET_LR = {"smoke": 2e-3, "cpu": 2e-3}
 _CRITIC_FIELD = 11                    # receptive field of the 5-layer unpadded 3×3 critic, px
 
 
@@ -68,7 +81,8 @@ class ConSinGANConfig:
     n_stages: int = 6                 # stages (pyramid levels) N, `train_stages`
     train_depth: int = 3              # stages trained concurrently, `train_depth`
     lr_scale: float = 0.1             # lr factor per stage below the newest, `lr_scale`
-    lr: float = 5e-4                  # Adam learning rate of G's newest block, of tail and of D
+    lr: float = 5e-4                  # Adam lr of G's newest block, of tail and of D (smoke/cpu
+    #                                   profiles: 2e-3, see from_profile)
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas
     lr_decay_at: float = 0.8          # lrs ×lr_decay after this fraction of a stage's iterations
     lr_decay: float = 0.1             # ConSinGAN's scheduler gamma
@@ -126,21 +140,31 @@ class ConSinGANConfig:
         return d
 
     @classmethod
-    def from_profile(cls, profile: Any) -> "ConSinGANConfig":
-        """The config of a :class:`~mil_core.profiles.Profile`.
+    def from_profile(cls, profile: Any, **overrides: Any) -> "ConSinGANConfig":
+        """The config of a :class:`~mil_core.profiles.Profile`; keyword ``overrides`` replace
+        fields afterwards (unknown names raise ConfigError).
 
         ``paper``: the official defaults (6 stages, 64 channels; the profile's ``gan.channels`` is
         SinGAN's 32 and is not used). ``smoke`` / ``cpu``: the profile's image sizes, iterations,
-        steps and channels, with 3 / 5 stages.
+        steps and channels, with 3 / 5 stages and Adam lr 2e-3 instead of 5e-4: the official lr
+        is sized for 2000 iterations × 3 G steps per stage, and this generator, which has no
+        BatchNorm, does not fit the image in the cpu profile's 400 × 1 at 5e-4 (REFERENCE §3).
         """
         from ..profiles import get_profile
         prof = get_profile(profile)
         gan, image = prof.gan, prof.image
-        common = dict(iters_per_stage=gan.iters_per_scale, steps_d=gan.steps_d,
-                      steps_g=gan.steps_g, max_size=image.max_size, min_size=image.min_size)
-        if prof.name == "paper":
-            return cls(**common)
-        return cls(**common, n_stages=_N_STAGES.get(prof.name, 6), channels=gan.channels)
+        values: dict[str, Any] = dict(iters_per_stage=gan.iters_per_scale, steps_d=gan.steps_d,
+                                      steps_g=gan.steps_g, max_size=image.max_size,
+                                      min_size=image.min_size)
+        if prof.name != "paper":
+            values.update(n_stages=_N_STAGES.get(prof.name, 6), channels=gan.channels)
+            if prof.name in _SHORT_BUDGET_LR:
+                values["lr"] = _SHORT_BUDGET_LR[prof.name]
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"ConSinGANConfig.from_profile: unknown field(s) {sorted(unknown)}")
+        values.update(overrides)
+        return cls(**values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +392,10 @@ class ConSinGAN(nn.Module):
     def reconstruct(self, scale: int | None = None) -> torch.Tensor:
         """The fixed-noise reconstruction (1, 3, H_s, W_s) at stage ``scale`` (default: the
         finest trained one): ``z*`` at stage 0, zero noise above. Earlier stages go through the
-        final shared tail, as ConSinGAN's generator always does."""
+        final shared tail, as ConSinGAN's generator always does, so they are not what the stage
+        reached when it was trained: the tail and the blocks within ``train_depth`` of later
+        stages kept learning for the finest image (cpu profile, 'chelsea': stage 0 ends near
+        1e-3 MSE, ``reconstruct(scale=0)`` of the finished model is near 1e-2)."""
         shapes = self._active_shapes(None)
         if scale is not None:
             if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale < len(shapes):

@@ -51,6 +51,7 @@ from ..cli import add_debug_argument, run_main
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
 from ..losses import critic_loss, reconstruction_loss
 from ..runtime import get_device, progress
+from .blocks import stream_seed as _stream_seed   # the training stream's seed (no z* replay)
 from .hypergan import HyperGAN, HyperGANConfig, canonical_shapes
 from .hypernet import primary_forward
 
@@ -261,14 +262,6 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
-
-
-def _stream_seed(seed: int) -> int:
-    """The training generator's seed: offset from ``seed`` so that a user who samples with
-    ``torch.Generator().manual_seed(seed)`` does not replay the training draws (the first of
-    which is z*, so "sample 0" would be the reconstruction). A multiplicative hash within 32
-    bits: torch's CPU generator keeps only the low 32 bits of a seed."""
-    return (int(seed) * 2654435761 + 0x9E3779B9) % 2 ** 32
 
 
 @dataclass(frozen=True)

@@ -480,7 +480,7 @@ def train_singan(image: torch.Tensor, cfg: SinGANConfig | None = None, *, seed: 
     dev = torch.device(device) if device is not None else get_device()
 
     gen = torch.Generator()
-    gen.manual_seed(stream_seed(seed))        # not Generator(seed): sampling with it would replay z*
+    gen.manual_seed(stream_seed(seed))     # not Generator(seed): sampling with it would replay z*
     reals = build_pyramid(image.detach().float().cpu(), cfg.pyramid)        # [(3, H_n, W_n)]
     ckpt = prepare_checkpoint_path(checkpoint_dir, CHECKPOINT_NAME, resume=resume,
                                    overwrite=overwrite)
