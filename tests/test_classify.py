@@ -244,18 +244,21 @@ def test_no_switch_without_an_lr_step_and_merged_steps_refused():
 
 
 def test_schedule_phases_of_the_cpu_profile():
-    """What the cpu profile leaves DRS: 3 epochs at lr 1e-3 (9 steps on the 276 digits, 30 on
-    the 1,237 animal silhouettes at batch 128), then 3 epochs at 1e-5."""
+    """What the cpu profile leaves DRS: 3 epochs at lr 1e-3 (27 steps on the 276 digits, 117 on
+    the 1,237 animal silhouettes at batch 32; at the former batch 128: 9 and 30), then 3 epochs
+    at 1e-5."""
     cfg = ClassifierConfig.from_profile("cpu", rule="drs")
-    assert (cfg.epochs, cfg.batch_size, switch_epoch(cfg)) == (15, 128, 9)
+    assert (cfg.epochs, cfg.batch_size, switch_epoch(cfg)) == (15, 32, 9)
     phases = schedule_phases(cfg, 276)
     got = [(p["first_epoch"], p["last_epoch"], p["warmup"], p["balanced_sampling"], p["steps"])
            for p in phases]
-    assert got == [(0, 4, True, False, 15), (5, 8, False, False, 12), (9, 11, False, True, 9),
-                   (12, 14, False, True, 9)]
+    assert got == [(0, 4, True, False, 45), (5, 8, False, False, 36), (9, 11, False, True, 27),
+                   (12, 14, False, True, 27)]
     assert [p["lr"] for p in phases] == pytest.approx([0.02, 0.1, 1e-3, 1e-5])
-    assert [p["steps"] for p in schedule_phases(cfg, 1237)] == [50, 40, 30, 30]
-    assert sum(p["steps"] for p in schedule_phases(cfg, 1237)) == 15 * 10
+    assert [p["steps"] for p in schedule_phases(cfg, 1237)] == [195, 156, 117, 117]
+    assert sum(p["steps"] for p in schedule_phases(cfg, 1237)) == 15 * 39
+    old = ClassifierConfig.from_profile("cpu", rule="drs", batch_size=128)
+    assert [p["steps"] for p in schedule_phases(old, 276)] == [15, 12, 9, 9]
     k49 = schedule_phases(ClassifierConfig(rule="drs"), 7822)       # the paper: 62 steps/epoch
     assert [(p["epochs"], p["steps"]) for p in k49] == [(5, 310), (25, 1550), (10, 620),
                                                         (10, 620)]
