@@ -1,27 +1,22 @@
 """Tests of mil_core.calibration: SWD reference points, the published-sample loaders, the table."""
 import math
 
-import pandas as pd
 import numpy as np
+import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from mil_core import calibration as C
 from mil_core.errors import DataError
+from synthetic import noisy, smooth_image
 
 
 def _image(seed: int, h: int = 48, w: int = 64) -> torch.Tensor:
-    """A smooth random colour image (3, h, w) in [-1, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(1, 3, h // 4, w // 4, generator=g) * 2 - 1
-    return F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0]
+    return smooth_image(seed, h, w)
 
 
-def _noisy(x: torch.Tensor, sigma: float, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (x + sigma * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+_noisy = noisy
 
 
 def _save(x: torch.Tensor, path) -> None:

@@ -16,6 +16,7 @@ from mil_core.metrics import (INCEPTION_WEIGHTS_ENV, INCEPTION_WEIGHTS_FILE, Inc
                               patch_nn_distance, resolve_inception_weights, sifid, sifid_folders,
                               sifid_many, sifid_report, sliced_wasserstein, summarize_sifid, swd)
 from mil_core.data import load_image
+from synthetic import noisy, smooth_image
 
 _BLOCKS = {"Conv2d_1a_3x3": (3, 32, 3), "Conv2d_2a_3x3": (32, 32, 3),
            "Conv2d_2b_3x3": (32, 64, 3), "Conv2d_3b_1x1": (64, 80, 1),
@@ -23,15 +24,10 @@ _BLOCKS = {"Conv2d_1a_3x3": (3, 32, 3), "Conv2d_2a_3x3": (32, 32, 3),
 
 
 def _image(seed: int, h: int = 48, w: int = 56) -> torch.Tensor:
-    """A smooth random colour image (3, h, w) in [-1, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(1, 3, h // 4, w // 4, generator=g) * 2 - 1
-    return F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0]
+    return smooth_image(seed, h, w)
 
 
-def _noisy(x: torch.Tensor, sigma: float, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (x + sigma * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+_noisy = noisy
 
 
 @pytest.fixture(scope="module")

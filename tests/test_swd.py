@@ -7,24 +7,19 @@ import importlib
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mil_core.errors import ConfigError, DataError
 from mil_core.metrics import extract_patches, sliced_wasserstein, swd, swd_per_sample
+from synthetic import noisy, smooth_image
 
 swd_module = importlib.import_module("mil_core.metrics.swd")
 
 
 def _image(seed: int, h: int = 48, w: int = 64) -> torch.Tensor:
-    """A smooth random colour image (3, h, w) in [-1, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(1, 3, h // 4, w // 4, generator=g) * 2 - 1
-    return F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0]
+    return smooth_image(seed, h, w)
 
 
-def _noisy(x: torch.Tensor, sigma: float, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (x + sigma * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+_noisy = noisy
 
 
 # ----------------------------------------------------------------------------- the floor
