@@ -38,6 +38,8 @@ class ImageConfig:
     n_baseline_images: int = 50  # images each single-image baseline (SinGAN, ConSinGAN) trains on
     n_samples: int = 100         # generated samples per image for SIFID / mSIFID
     n_diversity: int = 150       # generated samples per image for diversity (MIL paper: 150)
+    minibatch_sizes: tuple[int, ...] = (1, 2, 3, 4, 5)  # fixed mini-batches of Table 2 (MIL: 1–5)
+    n_seeds: int = 3             # training seeds per setting where a notebook shows error bars
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         description="CI: every code path in seconds; numbers are not meaningful",
         image=ImageConfig(max_size=32, min_size=12, n_scales=3, embed_size=32, n_images=3,
-                          n_baseline_images=2, n_samples=4, n_diversity=4),
+                          n_baseline_images=2, n_samples=4, n_diversity=4,
+                          minibatch_sizes=(1, 2), n_seeds=1),
         gan=GanConfig(iters_per_scale=20, dataset_iters_per_scale=20, batch_size=2, steps_d=1,
                       steps_g=1, channels=8, checkpoint_every=10, mil_channels=8,
                       embed_dim=16, backbone="resnet-small", mil_lr=5e-4),
@@ -129,7 +132,8 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         description="laptop: ~30 minutes per notebook on 2 cores; shows the papers' effects",
         image=ImageConfig(max_size=64, min_size=16, n_scales=5, embed_size=64, n_images=10,
-                          n_baseline_images=3, n_samples=20, n_diversity=20),
+                          n_baseline_images=3, n_samples=20, n_diversity=20,
+                          minibatch_sizes=(1, 3, 5), n_seeds=2),
         gan=GanConfig(iters_per_scale=400, dataset_iters_per_scale=600, batch_size=4, steps_d=1,
                       steps_g=1, channels=16, checkpoint_every=100, mil_channels=16,
                       embed_dim=64, backbone="resnet-small", mil_lr=2.5e-4),
