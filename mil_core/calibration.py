@@ -52,7 +52,8 @@ from .runtime import repo_root
 __all__ = ["PUBLISHED_SAMPLES_ENV", "PUBLISHED_METHODS", "REFERENCE_COLUMNS",
            "published_samples_dir", "published_mapping", "long_side_shape", "resize_long_side",
            "load_published", "reference_points", "calibration_table", "calibration_summary",
-           "published_label", "published_rows", "with_published", "mean_over_shared_images",
+           "published_label", "published_rows", "fitted_published", "with_published",
+           "mean_over_shared_images",
            "reference_table"]
 
 PUBLISHED_SAMPLES_ENV = "MIL_PUBLISHED_SAMPLES"      # folder of the published samples
@@ -341,6 +342,17 @@ def _fit_to(img: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     if abs(h / w - img.shape[-2] / img.shape[-1]) * img.shape[-1] > 1.5:   # not rounding
         img = center_crop_to_aspect(img, h / w)
     return resize_to(img, (h, w))
+
+
+def fitted_published(name: str, real: torch.Tensor, *,
+                     root: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
+    """``{method: sample (3, H, W)}``: the published SinGAN and ConSinGAN samples of Places-50
+    image ``name``, fitted to ``real (3, H, W)`` exactly as :func:`published_rows` scores them
+    (centre-cropped to its aspect, resized to its shape) — for showing them beside a table's own
+    samples. Empty when the samples are absent or ``name`` is not one of their images."""
+    if not isinstance(real, torch.Tensor) or real.dim() != 3 or real.shape[0] != 3:
+        raise DataError("real must be one image (3, H, W) in [-1, 1].")
+    return {m: _fit_to(img, real) for m, img in _published_images(str(name), root).items()}
 
 
 def _published_images(name: str, root: str | os.PathLike | None) -> dict[str, torch.Tensor]:

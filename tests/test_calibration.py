@@ -191,3 +191,19 @@ def test_reference_table_of_a_tables_own_reals(fake_published):
     assert math.isnan(table.loc["photo", "SinGAN"])             # no published sample for it
     one = C.reference_table({"a": reals["a"]}, root=fake_published)
     assert "other" not in one and one.loc[0, "identical"] == 0
+
+
+def test_fitted_published_are_the_images_published_rows_score(fake_published):
+    real = C.resize_long_side(C.load_published("b.jpg", root=fake_published)["real"], 40)
+    square = real[:, :, 6:33]                                   # MIL-style forced aspect
+    fitted = C.fitted_published("b", square, root=fake_published)
+    assert list(fitted) == list(C.PUBLISHED_METHODS)
+    assert all(img.shape == square.shape for img in fitted.values())
+    from mil_core.metrics import image_metrics
+    rows = C.published_rows("b", square, root=fake_published, seed=1)
+    for method, img in fitted.items():
+        assert rows[C.published_label(method)]["SWD ×1e3"] == pytest.approx(
+            image_metrics(square, img[None], seed=1)["SWD ×1e3"], rel=1e-6)
+    assert C.fitted_published("chelsea", square, root=fake_published) == {}
+    with pytest.raises(DataError, match=r"\(3, H, W\)"):
+        C.fitted_published("b", square[None], root=fake_published)
