@@ -12,10 +12,13 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 
+from .errors import ConfigError
+
 __all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid",
-           "training_curves"]
+           "training_curves", "ekld_size_figure", "slope_summary_figure"]
 
 
 def to_display(img: torch.Tensor) -> np.ndarray:
@@ -131,5 +134,73 @@ def training_curves(histories: dict[str, Sequence[dict]],
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ekld_size_figure(table: pd.DataFrame, slopes: pd.DataFrame, rule: str = "erm",
+                     floor: float = 1e-6) -> plt.Figure:
+    """The blog's figure for one train ``rule``: eKLD against class size (log–log), one panel per
+    (dataset, transform), every (instance, class) as a point coloured by instance, and the
+    fitted line of ``slopes`` (:func:`mil_core.classify.sweep.slope_table`) with its slope and
+    interval in the panel title. Each panel has its own y range; eKLD below ``floor`` is drawn
+    at ``floor`` (the value the fit used)."""
+    rows = table[table["rule"] == rule]
+    if rows.empty:
+        raise ConfigError(f"ekld_size_figure: no rows with rule {rule!r}; the table has "
+                         f"{sorted(table['rule'].unique())}")
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    transforms = list(dict.fromkeys(rows["transform"]))
+    fig, axes = plt.subplots(len(datasets), len(transforms),
+                             figsize=(3.4 * len(transforms), 2.9 * len(datasets)), squeeze=False)
+    for r, d in enumerate(datasets):
+        for c, t in enumerate(transforms):
+            ax = axes[r, c]
+            g = rows[(rows["dataset"] == d) & (rows["transform"] == t)]
+            for inst, gi in g.groupby("instance"):
+                ax.scatter(gi["class_size"], np.maximum(gi["ekld"], floor), s=14, alpha=0.7,
+                           label=f"instance {inst}")
+            fit = slopes[(slopes["dataset"] == d) & (slopes["transform"] == t)
+                         & (slopes["rule"] == rule)]
+            if len(fit) and np.isfinite(fit["slope"].iloc[0]):
+                f = fit.iloc[0]
+                xs = np.geomspace(g["class_size"].min(), g["class_size"].max(), 50)
+                ax.plot(xs, 10 ** (f["intercept"] + f["slope"] * np.log10(xs)), "k-", lw=1.5)
+                ax.set_title(f"{d} {t.upper()}: slope {f['slope']:+.2f} "
+                             f"[{f['ci low']:+.2f}, {f['ci high']:+.2f}]", fontsize=9)
+            else:
+                ax.set_title(f"{d} {t.upper()}", fontsize=9)
+            ax.set(xscale="log", yscale="log")
+            if r == len(datasets) - 1:
+                ax.set_xlabel("training images of the class")
+            if c == 0:
+                ax.set_ylabel(f"eKLD ({rule.upper()})")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def slope_summary_figure(slopes: pd.DataFrame) -> plt.Figure:
+    """Slope of log eKLD against log class size per train rule, with its interval
+    (:func:`mil_core.classify.sweep.slope_table`): one panel per dataset, transforms along x,
+    rules side by side. Below the dashed zero line, rare classes are less invariant."""
+    datasets = list(dict.fromkeys(slopes["dataset"]))
+    rules = list(dict.fromkeys(slopes["rule"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.4),
+                             squeeze=False, sharey=True)
+    width = 0.8 / len(rules)
+    for ax, d in zip(axes[0], datasets):
+        g = slopes[slopes["dataset"] == d]
+        transforms = list(dict.fromkeys(g["transform"]))
+        for k, rule in enumerate(rules):
+            gr = g[g["rule"] == rule].set_index("transform").reindex(transforms)
+            x = np.arange(len(transforms)) - 0.4 + width * (k + 0.5)
+            err = np.vstack([gr["slope"] - gr["ci low"], gr["ci high"] - gr["slope"]])
+            ax.errorbar(x, gr["slope"], yerr=err, fmt="o", capsize=2, ms=4, label=rule)
+        ax.axhline(0, color="k", ls="--", lw=0.8)
+        ax.set_xticks(np.arange(len(transforms)), [t.upper() for t in transforms])
+        ax.set_title(d)
+    axes[0, 0].set_ylabel("slope of log eKLD vs log class size")
+    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig

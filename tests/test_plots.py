@@ -30,3 +30,28 @@ def test_transform_grid_title_sits_above_the_images():
     renderer = fig.canvas.get_renderer()
     title = fig._suptitle.get_window_extent(renderer)
     assert title.y0 >= max(ax.get_window_extent(renderer).y1 for ax in fig.axes)
+
+
+def test_ekld_size_figure_draws_the_fit_and_names_its_slope():
+    import numpy as np
+    import pandas as pd
+
+    from mil_core.classify.sweep import slope_table
+    from mil_core.errors import ConfigError
+
+    rows = [{"dataset": d, "transform": t, "rule": r, "instance": i, "class_size": n,
+             "ekld": 0.5 * n ** -0.7}
+            for d in ("digits", "animals") for t in ("rot", "bg") for r in ("erm", "drs")
+            for i in range(2) for n in (100, 30, 10, 3)]
+    table = pd.DataFrame(rows)
+    slopes = slope_table(table)
+    fig = plots.ekld_size_figure(table, slopes, rule="erm")
+    assert len(fig.axes) == 4
+    assert all("slope -0.70 [-0.70, -0.70]" in ax.get_title() for ax in fig.axes)
+    assert all(ax.get_yscale() == "log" and ax.get_xscale() == "log" for ax in fig.axes)
+    line = fig.axes[0].lines[0].get_ydata()
+    assert np.allclose(line[[0, -1]], [0.5 * 3 ** -0.7, 0.5 * 100 ** -0.7])
+    with pytest.raises(ConfigError, match="'ldam'"):
+        plots.ekld_size_figure(table, slopes, rule="ldam")
+    fig = plots.slope_summary_figure(slopes)
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "digits"

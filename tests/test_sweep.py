@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import mil_core.classify.sweep as sweep
-from mil_core.classify.sweep import (ORACLE, make_split, oracle_name, run_sweep, sweep_runs,
-                                     trend_table)
+from mil_core.classify.sweep import (ORACLE, make_split, oracle_name, run_sweep, slope_table,
+                                     sweep_runs, trend_table)
 from mil_core.errors import ConfigError
 from mil_core.metrics.ekld import CONFIDENCE_COLUMNS
 
@@ -169,3 +169,41 @@ def test_bad_sweep_arguments_fail_early():
         run_sweep("smoke", datasets=["digits"], rule="drs", show_progress=False)
     with pytest.raises(ConfigError, match="unknown setting"):
         run_sweep("smoke", datasets=["digits"], learning_rate=0.1, show_progress=False)
+
+
+def _power_law_table(slope: float, noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    sizes = np.array([200, 80, 30, 12, 5])
+    rows = []
+    for inst in range(3):
+        for n in sizes:
+            e = 0.3 * n ** slope * 10 ** (noise * rng.standard_normal())
+            rows.append({"dataset": "d", "transform": "rot", "rule": "erm", "instance": inst,
+                         "class_size": n, "ekld": e})
+    return pd.DataFrame(rows)
+
+
+def test_slope_table_recovers_a_power_law_and_its_interval():
+    exact = slope_table(_power_law_table(-0.5)).iloc[0]
+    assert exact["slope"] == pytest.approx(-0.5) and exact["intercept"] == pytest.approx(
+        np.log10(0.3))
+    assert exact["ci high"] - exact["ci low"] == pytest.approx(0.0, abs=1e-9)
+    assert bool(exact["falls"]) and exact["points"] == 15
+    # a flat curve with noise: the interval straddles 0, so it does not "fall"
+    flat = slope_table(_power_law_table(0.0, noise=0.3)).iloc[0]
+    assert flat["ci low"] < 0 < flat["ci high"] and not bool(flat["falls"])
+    # a wider level gives a wider interval around the same slope
+    narrow = slope_table(_power_law_table(-0.2, noise=0.3), level=0.5).iloc[0]
+    wide = slope_table(_power_law_table(-0.2, noise=0.3), level=0.99).iloc[0]
+    assert narrow["slope"] == pytest.approx(wide["slope"])
+    assert wide["ci high"] - wide["ci low"] > 2 * (narrow["ci high"] - narrow["ci low"])
+
+
+def test_slope_table_floors_zero_ekld_and_rejects_bad_input():
+    t = _power_law_table(-1.0)
+    t.loc[0, "ekld"] = 0.0                                      # a class with eKLD exactly 0
+    assert np.isfinite(slope_table(t).iloc[0]["slope"])
+    with pytest.raises(ConfigError, match="ekld"):
+        slope_table(t.drop(columns="ekld"))
+    with pytest.raises(ConfigError, match="level"):
+        slope_table(t, level=1.5)

@@ -44,11 +44,12 @@ from ..profiles import Profile, get_profile
 from ..runtime import progress
 from .trainer import RULES, ClassifierConfig, evaluate, recompute_bn_stats, train_classifier
 
-__all__ = ["LongTailSplit", "make_split", "run_sweep", "trend_table", "ORACLE", "BN_STATS",
-           "oracle_name", "sweep_runs"]
+__all__ = ["LongTailSplit", "make_split", "run_sweep", "trend_table", "slope_table", "ORACLE",
+           "BN_STATS", "EKLD_FLOOR", "oracle_name", "sweep_runs"]
 
 ORACLE = "oracle"   # the tag of the oracle rows: rule "<train rule>+oracle", column oracle=True
 BN_STATS = ("running", "instance")   # run_sweep(bn_stats=...): see its docstring
+EKLD_FLOOR = 1e-6   # eKLD below this is taken as this before a logarithm (slope_table)
 
 
 @dataclass
@@ -259,6 +260,45 @@ def trend_table(table: pd.DataFrame) -> pd.DataFrame:
         for col, label in extra:
             row[f"{label} smallest class"] = float(np.nanmean(small_x[col]))
             row[f"{label} largest class"] = float(np.nanmean(large_x[col]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def slope_table(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per (dataset, transform, rule[, bn_stats]): the least-squares slope of log10 eKLD against
+    log10 class size over every (instance, class) point, with its ``level`` confidence interval
+    (Student t, n − 2 degrees of freedom). The blog's figure in one number: eKLD ∝ size^slope,
+    so a slope of −1 means ten times more images, ten times more invariant. eKLD values below
+    :data:`EKLD_FLOOR` are raised to it before the logarithm.
+
+    Columns: ``slope``, ``ci low``, ``ci high``, ``intercept`` (log10 eKLD at one image),
+    ``points``, and ``falls`` — True when the whole interval is below 0 (the curve falls with
+    class size at that confidence), False when it is not, NaN for fewer than three points.
+    """
+    from scipy import stats                    # a dependency of scikit-learn, always present
+
+    if not 0 < level < 1:
+        raise ConfigError(f"slope_table: level must be in (0, 1), got {level!r}")
+    missing = {"dataset", "transform", "rule", "class_size", "ekld"} - set(table.columns)
+    if missing:
+        raise ConfigError(f"slope_table: the table lacks the column(s) {sorted(missing)}; pass "
+                          f"run_sweep's table")
+    keys = ["dataset", "transform", "rule"] + (["bn_stats"] if "bn_stats" in table.columns
+                                               else [])
+    rows = []
+    for key, g in table.groupby(keys, sort=False):
+        x = np.log10(g["class_size"].to_numpy(float))
+        y = np.log10(np.maximum(g["ekld"].to_numpy(float), EKLD_FLOOR))
+        row = dict(zip(keys, key), points=len(x))
+        if len(x) < 3 or np.ptp(x) == 0:
+            row.update(slope=math.nan, **{"ci low": math.nan, "ci high": math.nan},
+                       intercept=math.nan, falls=math.nan)
+        else:
+            fit = stats.linregress(x, y)
+            half = stats.t.ppf(0.5 + level / 2, len(x) - 2) * fit.stderr
+            row.update(slope=float(fit.slope), **{"ci low": float(fit.slope - half),
+                                                  "ci high": float(fit.slope + half)},
+                       intercept=float(fit.intercept), falls=bool(fit.slope + half < 0))
         rows.append(row)
     return pd.DataFrame(rows)
 
