@@ -1,6 +1,6 @@
 """SWD calibration on the published Places-50 samples, and the every-patch SWD's speed.
 
-    .venv/bin/python benchmarks/bench_calibration.py [--n 25] [--sizes 250 64] [--threads 1]
+    .venv/bin/python benchmarks/bench_calibration.py [--n 25] [--sizes 250 64 32] [--threads 1]
     .venv/bin/python benchmarks/bench_calibration.py --timing      # speed and seed spread only
 
 Prints (1) seconds per SWD of one image pair, every patch and 512 directions, at 250 px and at
@@ -67,7 +67,7 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=25, help="first N mapped images")
     ap.add_argument("--sizes", type=int, nargs="+", default=None,
-                    help="long sides, px (default: the paper and cpu profiles' max_size)")
+                    help="long sides, px (default: every profile's max_size)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seeds", type=int, default=5, help="seeds for the spread")
     ap.add_argument("--timing", action="store_true", help="speed and seed spread only")
@@ -76,8 +76,7 @@ def main() -> None:
     if C.published_samples_dir() is None:
         raise SystemExit("error: the published samples were not found (../shared/data/"
                          f"published-samples or ${C.PUBLISHED_SAMPLES_ENV}).")
-    sizes = args.sizes or [get_profile("paper").image.max_size,
-                           get_profile("cpu").image.max_size]
+    sizes = args.sizes or [get_profile(p).image.max_size for p in ("paper", "cpu", "smoke")]
     print(f"torch {torch.__version__}, {args.threads} thread(s), sizes {sizes}\n")
     timing(sizes, args.seeds)
     if args.timing:
