@@ -7,6 +7,8 @@
   default over every 7×7 patch (an identical copy scores exactly 0).
 - :func:`swd_per_sample`: the table protocol, SWD of each sample against the real image and the
   mean over samples (the mSIFID analog); ``mil_core.calibration`` gives its reference points.
+- :func:`layout_distance`, :func:`layout_per_sample`: how far a sample's coarse arrangement
+  (6×8 average-pooled thumbnail) is from its image's — what patch statistics cannot see.
 - :func:`diversity`: SinGAN's pixel-std diversity.
 - :func:`patch_nn_distance`, :func:`nearest_reference`: patch nearest neighbours (memorisation,
   leakage between images).
@@ -24,6 +26,7 @@ from .sifid import (sifid, sifid_folders, sifid_many, sifid_report, spatial_feat
                     summarize_sifid)
 from .swd import MAX_ALL_PATCHES, laplacian_pyramid, sliced_wasserstein, swd, swd_per_sample
 from .diversity import diversity
+from .layout import LAYOUT_GRID, layout_distance, layout_per_sample
 from .patches import extract_patches, nearest_reference, patch_nn_distance
 from .report import image_metrics, sample_table
 from .ekld import (CONFIDENCE_COLUMNS, INPUT_KINDS, EKLDResult, bootstrap_ci, ekld,
@@ -36,7 +39,7 @@ __all__ = [
     "inception_feature_size", "load_inception_state_dict", "resolve_inception_weights",
     "sifid", "sifid_folders", "sifid_many", "sifid_report", "spatial_features", "summarize_sifid",
     "MAX_ALL_PATCHES", "laplacian_pyramid", "sliced_wasserstein", "swd", "swd_per_sample",
-    "diversity",
+    "diversity", "LAYOUT_GRID", "layout_distance", "layout_per_sample",
     "extract_patches", "nearest_reference", "patch_nn_distance",
     "image_metrics", "sample_table",
     "CONFIDENCE_COLUMNS", "INPUT_KINDS", "EKLDResult", "bootstrap_ci", "ekld", "kl_from_logits",
