@@ -26,86 +26,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
-import statistics
 import time
-from collections import defaultdict
 
 import torch
-import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
 from mil_core import data as D
 from mil_core.models import HyperGANConfig, SinGANConfig, train_singan
 from mil_core.models.hypergan_train import train_hypergan
 from mil_core.models.hypergan import canonical_shapes
 from mil_core.profiles import get_profile
+from mil_core.roofline import FlopCount, conv_peak, matmul_peak
 from mil_core.runtime import set_threads
-
-CONV_OPS = ("convolution", "convolution_backward")
-MM_OPS = ("mm", "addmm", "bmm", "baddbmm")
-
-
-def median_seconds(fn, repeat: int = 7, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def conv_peak(batch: int, channels: int, h: int, w: int, groups: int = 1) -> float:
-    """GFLOP/s of a 3×3 conv forward + backward (input and weight grads), zero padding 1."""
-    x = torch.randn(batch, channels * groups, h, w, requires_grad=True)
-    wt = torch.randn(channels * groups, channels, 3, 3, requires_grad=True)
-
-    def step():
-        y = F.conv2d(x, wt, padding=1, groups=groups)
-        y.sum().backward()
-
-    flops = 3 * 2 * batch * channels * groups * channels * 9 * h * w   # fwd + 2 backward
-    return flops / median_seconds(step) / 1e9
-
-
-def matmul_peak(batch: int, k: int, n: int) -> float:
-    """GFLOP/s of ``(batch, k) @ (k, n)`` forward + backward (both gradients)."""
-    a = torch.randn(batch, k, requires_grad=True)
-    b = torch.randn(k, n, requires_grad=True)
-
-    def step():
-        (a @ b).sum().backward()
-
-    return 3 * 2 * batch * k * n / median_seconds(step) / 1e9
-
-
-class FlopCount(TorchDispatchMode):
-    """Counts FLOPs per op with torch's own formulas (``torch.utils.flop_counter``). Written as
-    a bare dispatch mode because ``FlopCounterMode``'s module hooks refuse the gradient
-    penalty's ``autograd.grad(create_graph=True)``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counts: dict[str, float] = defaultdict(float)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        packet = func._overloadpacket
-        if packet in flop_registry:
-            self.counts[packet.__name__] += flop_registry[packet](*args, **kwargs, out_val=out)
-        return out
-
-    def split(self) -> tuple[float, float, float]:
-        """(convolution, matmul, other counted) FLOPs."""
-        kinds: dict[str, float] = defaultdict(float)
-        for name, n in self.counts.items():
-            kind = "conv" if name in CONV_OPS else "mm" if name in MM_OPS else "other"
-            kinds[kind] += n
-        return kinds["conv"], kinds["mm"], kinds["other"]
-
 
 def per_step(run, iters: tuple[int, int]) -> dict[str, float]:
     """FLOPs and seconds per iteration, from two runs of ``run(iters_per_scale)``."""
