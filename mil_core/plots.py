@@ -18,7 +18,7 @@ import torch
 from .errors import ConfigError
 
 __all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid",
-           "training_curves", "ekld_size_figure", "slope_summary_figure"]
+           "training_curves", "ekld_size_figure", "slope_summary_figure", "frontier_figure"]
 
 
 def to_display(img: torch.Tensor) -> np.ndarray:
@@ -202,5 +202,43 @@ def slope_summary_figure(slopes: pd.DataFrame) -> plt.Figure:
         ax.set_title(d)
     axes[0, 0].set_ylabel("slope of log eKLD vs log class size")
     axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def frontier_figure(table: pd.DataFrame, x: str = "norm min/image") -> plt.Figure:
+    """Quality against cost (``benchmarks/bench_frontier.py``'s table): patch SWD and layout
+    against ``x`` (log), one marker per method, one point per budget (mean over the images
+    measured), and the published SinGAN / ConSinGAN samples of the same images as horizontal
+    lines, one panel pair per image size. Lower is better on both axes."""
+    need = {"method", "size", "iters/scale", "SWD ×1e3", "layout", x}
+    if missing := need - set(table.columns):
+        raise ConfigError(f"frontier_figure: the table lacks {sorted(missing)}; pass the CSV "
+                          f"of benchmarks/bench_frontier.py")
+    sizes = sorted(table["size"].unique())
+    fig, axes = plt.subplots(len(sizes), 2, figsize=(10, 3.4 * len(sizes)), squeeze=False)
+    keys = ["method", "size", "iters/scale", "channels", "train images"]
+    keys = [k for k in keys if k in table.columns]
+    points = table.groupby(keys, sort=False).mean(numeric_only=True).reset_index()
+    for r, size in enumerate(sizes):
+        at = points[points["size"] == size]
+        rows = table[table["size"] == size]
+        for c, (col, label) in enumerate((("SWD ×1e3", "patches: SWD ×10³"),
+                                          ("layout", "layout: 6×8 thumbnail MSE"))):
+            ax = axes[r, c]
+            for method, g in at.groupby("method", sort=False):
+                g = g.sort_values(x)
+                ax.plot(g[x], g[col], "o-", label=method)
+                for _, p in g.iterrows():
+                    ax.annotate(f"{int(p['iters/scale'])}", (p[x], p[col]), fontsize=7,
+                                textcoords="offset points", xytext=(3, 3))
+            for pub, color in (("SinGAN", "tab:red"), ("ConSinGAN", "tab:green")):
+                name = f"pub {pub} {'SWD' if col == 'SWD ×1e3' else 'layout'}"
+                if name in rows:
+                    ref = rows.drop_duplicates("image")[name].mean()
+                    ax.axhline(ref, color=color, ls=":", label=f"published {pub}")
+            ax.set(xscale="log", xlabel=x, ylabel=label, title=f"{label.split(':')[0]}, {size} px")
+            ax.set_ylim(bottom=0)
+    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -55,3 +55,24 @@ def test_ekld_size_figure_draws_the_fit_and_names_its_slope():
         plots.ekld_size_figure(table, slopes, rule="ldam")
     fig = plots.slope_summary_figure(slopes)
     assert len(fig.axes) == 2 and fig.axes[0].get_title() == "digits"
+
+
+def test_frontier_figure_plots_one_point_per_budget_and_the_published_lines():
+    import pandas as pd
+
+    from mil_core.errors import ConfigError
+
+    rows = [{"method": m, "size": 128, "iters/scale": it, "channels": 16, "train images": 1,
+             "image": img, "SWD ×1e3": 100.0 / it + k, "layout": 0.01 * k,
+             "norm min/image": it / 100, "pub SinGAN SWD": 50.0, "pub SinGAN layout": 0.03,
+             "pub ConSinGAN SWD": 40.0, "pub ConSinGAN layout": 0.02}
+            for m in ("singan", "mil") for it in (100, 300) for k, img in enumerate("abc")]
+    fig = plots.frontier_figure(pd.DataFrame(rows))
+    swd_ax = fig.axes[0]
+    lines = [ln for ln in swd_ax.lines if ln.get_linestyle() != ":"]
+    assert len(lines) == 2                                       # one line per method, 2 budgets
+    assert list(lines[0].get_ydata()) == [100.0 / 100 + 1, 100.0 / 300 + 1]   # mean over images
+    refs = sorted(ln.get_ydata()[0] for ln in swd_ax.lines if ln.get_linestyle() == ":")
+    assert refs == [40.0, 50.0]
+    with pytest.raises(ConfigError, match="layout"):
+        plots.frontier_figure(pd.DataFrame(rows).drop(columns="layout"))
