@@ -1,6 +1,7 @@
 """How close a training step of SinGAN and of the hyper-GAN runs to this machine's limit.
 
     .venv/bin/python benchmarks/bench_roofline.py [--profile cpu] [--threads 2] [--iters 10 30]
+                                                  [--levers]
 
 Prints, all measured in this one run:
 
@@ -16,6 +17,10 @@ Prints, all measured in this one run:
    would take at the convolution peak plus its matmul FLOPs at the matmul peak, over the measured
    time. 100 % would mean that nothing but peak-rate convolutions and matmuls runs.
 
+3. With ``--levers``: the hyper-GAN step with each lever off and on, in this one run — the
+   primary nets as one grouped convolution or as a per-image loop (``MIL_PRIMARY_CONV``; the
+   library picks the loop on a CPU) — and the ratio.
+
 A "step" is one iteration of the trainer (``steps_d`` critic and ``steps_g`` generator updates),
 averaged over the pyramid: two short runs of ``--iters`` a and b iterations per scale are counted
 and timed, and the difference divided by the difference of their iterations, so the set-up
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import platform
 import time
 
@@ -38,16 +44,20 @@ from mil_core.profiles import get_profile
 from mil_core.roofline import FlopCount, conv_peak, matmul_peak
 from mil_core.runtime import set_threads
 
-def per_step(run, iters: tuple[int, int]) -> dict[str, float]:
-    """FLOPs and seconds per iteration, from two runs of ``run(iters_per_scale)``."""
+def per_step(run, iters: tuple[int, int], count: bool = True) -> dict[str, float]:
+    """FLOPs (unless ``count`` is False) and seconds per iteration, from two runs of
+    ``run(iters_per_scale)``, which returns the number of iterations it ran."""
     counted, timed = [], []
     for it in iters:
-        with FlopCount() as counter:
-            steps = run(it)
-        counted.append((counter.split(), steps))
+        if count:
+            with FlopCount() as counter:
+                steps = run(it)
+            counted.append((counter.split(), steps))
         t0 = time.perf_counter()
-        run(it)
+        steps = run(it)
         timed.append(time.perf_counter() - t0)
+        if not count:
+            counted.append(((0.0, 0.0, 0.0), steps))
     (fa, sa), (fb, sb) = counted
     ds = sb - sa
     conv, mm, other = ((b - a) / ds for a, b in zip(fa, fb))
@@ -61,6 +71,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, nargs=2, default=(10, 30),
                     help="iterations per scale of the two short runs")
+    ap.add_argument("--levers", action="store_true", help="step time with each lever off / on")
     args = ap.parse_args()
     threads = set_threads(args.threads)
     prof = get_profile(args.profile)
@@ -108,6 +119,16 @@ def main() -> None:
         print(f"| {name} | {s['conv'] / 1e9:.3f} | {s['mm'] / 1e9:.3f} | {s['other'] / 1e9:.3f} "
               f"| {s['seconds'] * 1e3:.1f} | {total / s['seconds'] / 1e9:.1f} | "
               f"{ideal * 1e3:.1f} | {ideal / s['seconds']:.0%} |")
+    if args.levers:
+        print("\n| lever | off: ms/step | on: ms/step | on / off |\n|---|---:|---:|---:|")
+        timed = {}
+        for mode in ("grouped", "loop"):
+            os.environ["MIL_PRIMARY_CONV"] = mode
+            timed[mode] = per_step(mil_run, tuple(args.iters), count=False)["seconds"]
+        os.environ.pop("MIL_PRIMARY_CONV")
+        print(f"| primary nets: per-image loop instead of one grouped conv | "
+              f"{timed['grouped'] * 1e3:.1f} | {timed['loop'] * 1e3:.1f} | "
+              f"{timed['loop'] / timed['grouped']:.2f} |")
     print("\nroofline = conv FLOPs at the conv peak of the same shape + matmul FLOPs at the "
           "matmul peak; steps averaged over the pyramid's scales (finest-scale peaks: an "
           "optimistic bound for the coarser scales).")

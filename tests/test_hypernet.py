@@ -102,7 +102,7 @@ def test_grouped_forward_equals_loop(spec, batch, n_samples):
     _, weights = _generated(spec, batch, seed=batch * 10 + n_samples)
     weights = [(w.detach(), b.detach()) for w, b in weights]
     x = torch.randn(batch * n_samples, 3, 17, 21)
-    fast = primary_forward(x, weights, spec)
+    fast = primary_forward(x, weights, spec, mode="grouped")
     slow = primary_forward_loop(x, weights, spec)
     assert fast.shape == slow.shape == (batch * n_samples, spec.out_ch, 17 - 10, 21 - 10)
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
@@ -136,11 +136,53 @@ def test_grouped_backward_equals_loop(spec, batch, n_samples):
         (fn(x, ws, spec) * probe).sum().backward()
         return [x.grad] + [t.grad for pair in ws for t in pair]
 
-    fast, slow = grads(primary_forward), grads(primary_forward_loop)
+    fast = grads(lambda x, w, sp: primary_forward(x, w, sp, mode="grouped"))
+    slow = grads(primary_forward_loop)
     assert len(fast) == 1 + 2 * spec.n_layers
     for g_fast, g_slow in zip(fast, slow):
         assert g_fast is not None and g_fast.abs().sum() > 0
         torch.testing.assert_close(g_fast, g_slow, atol=1e-5, rtol=1e-5)
+
+
+def test_conv_mode_is_chosen_per_device_and_can_be_forced(monkeypatch):
+    from mil_core.errors import ConfigError
+    from mil_core.models.hypernet import PRIMARY_CONV_ENV, conv_mode
+
+    monkeypatch.delenv(PRIMARY_CONV_ENV, raising=False)
+    assert conv_mode("cpu") == "loop" and conv_mode(torch.device("cuda", 0)) == "grouped"
+    monkeypatch.setenv(PRIMARY_CONV_ENV, " Grouped ")
+    assert conv_mode("cpu") == "grouped"
+    _, weights = _generated(CRITIC, 2, seed=3)
+    x = torch.randn(2, 3, 15, 15)
+    forced = primary_forward(x, [(w.detach(), b.detach()) for w, b in weights], CRITIC)
+    monkeypatch.setenv(PRIMARY_CONV_ENV, "fast")
+    with pytest.raises(ConfigError, match="MIL_PRIMARY_CONV='fast'"):
+        conv_mode("cpu")
+    monkeypatch.delenv(PRIMARY_CONV_ENV)
+    looped = primary_forward(x, [(w.detach(), b.detach()) for w, b in weights], CRITIC)
+    torch.testing.assert_close(forced, looped, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        primary_forward(x, [(w.detach(), b.detach()) for w, b in weights], CRITIC, mode="x")
+
+
+def test_gradient_penalty_double_backward_agrees_between_modes():
+    # WGAN-GP differentiates the critic's input gradient w.r.t. the generated weights
+    _, weights = _generated(CRITIC, 2, seed=5)
+    x0 = torch.randn(2, 3, 15, 15)
+
+    def penalty_grads(mode):
+        ws = [(w.detach().clone().requires_grad_(), b.detach().clone().requires_grad_())
+              for w, b in weights]
+        x = x0.clone().requires_grad_()
+        (g,) = torch.autograd.grad(primary_forward(x, ws, CRITIC, mode=mode).sum(), x,
+                                   create_graph=True)
+        (g.flatten(1).norm(dim=1) - 1).pow(2).mean().backward()
+        return [t.grad for pair in ws for t in pair]
+
+    grouped, looped = penalty_grads("grouped"), penalty_grads("loop")
+    assert all(g.abs().sum() > 0 for g in grouped[0::2])     # every weight (biases: 0 a.e.)
+    for a, b in zip(grouped, looped):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
 def test_images_do_not_share_weights():
