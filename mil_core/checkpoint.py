@@ -39,6 +39,7 @@ from safetensors.torch import save as st_save
 from .errors import CheckpointError, ConfigError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_metadata", "check_same_run",
+           "restore_run_log",
            "prepare_checkpoint_path", "OTHER_RUN_HINT", "FORMAT", "VERSION"]
 
 FORMAT = "mil-companion-checkpoint"
@@ -300,3 +301,13 @@ def prepare_checkpoint_path(checkpoint_dir: str | os.PathLike | None, name: str,
                               "on the command line) to continue that run, or overwrite=True "
                               "(--overwrite) to replace it, or use another checkpoint_dir")
     return path
+
+
+def restore_run_log(model: Any, state: Mapping[str, Any]) -> None:
+    """Set a GAN's run log from a loaded checkpoint ``state``: ``noise_amps`` (floats),
+    ``history`` (rows) and ``timings`` (with its ``seconds_per_scale`` list), each copied so the
+    model owns them. Raises KeyError / TypeError on a damaged state (callers name the model)."""
+    model.noise_amps = [float(a) for a in state["noise_amps"]]
+    model.history = list(state.get("history", []))
+    model.timings = dict(state.get("timings", model.timings))
+    model.timings["seconds_per_scale"] = list(model.timings.get("seconds_per_scale", []))

@@ -50,7 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoint import (OTHER_RUN_HINT, check_same_run, load_checkpoint, prepare_checkpoint_path,
-                          save_checkpoint)
+                          restore_run_log, save_checkpoint)
 from ..data.pyramid import PyramidConfig, plan_pyramid, resize_to
 from ..errors import CheckpointError, ConfigError, DataError
 from ..losses import critic_loss, generator_adv_loss, noise_amplitude, reconstruction_loss
@@ -492,10 +492,7 @@ class ConSinGAN(nn.Module):
             model.netG.load_state_dict(state["netG"])
             model.netG.requires_grad_(False)
             model.z_star = state["z_star"].detach().clone()
-            model.noise_amps = [float(a) for a in state["noise_amps"]]
-            model.history = list(state.get("history", []))
-            model.timings = dict(state.get("timings", model.timings))
-            model.timings["seconds_per_scale"] = list(model.timings.get("seconds_per_scale", []))
+            restore_run_log(model, state)
         except (KeyError, TypeError, RuntimeError, AttributeError) as exc:
             raise CheckpointError(f"damaged ConSinGAN checkpoint: {exc}") from exc
         if len(model.noise_amps) != model.n_active:

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, restore_run_log, save_checkpoint
 from ..data.pyramid import PyramidConfig, center_crop_to_aspect, plan_pyramid, resize_to
 from .. import validation as check
 from ..errors import CheckpointError, ConfigError, DataError
@@ -416,10 +416,7 @@ class HyperGAN(nn.Module):
                 model.G.add_head()
             model.G.load_state_dict(state["G"])
             model.D.load_state_dict(state["D"])
-            model.noise_amps = [float(a) for a in state["noise_amps"]]
-            model.history = list(state.get("history", []))
-            model.timings = dict(state.get("timings", model.timings))
-            model.timings["seconds_per_scale"] = list(model.timings.get("seconds_per_scale", []))
+            restore_run_log(model, state)
         except (KeyError, TypeError, RuntimeError, ConfigError) as exc:
             raise CheckpointError(f"damaged HyperGAN checkpoint: {exc}") from exc
         return model.eval()

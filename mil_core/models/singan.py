@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 
 from ..checkpoint import (OTHER_RUN_HINT, check_same_run, load_checkpoint, prepare_checkpoint_path,
-                          save_checkpoint)
+                          restore_run_log, save_checkpoint)
 from ..data.pyramid import PyramidConfig, build_pyramid, plan_pyramid, resize_to
 from .. import validation as check
 from ..errors import CheckpointError, ConfigError, DataError
@@ -296,10 +296,7 @@ class SinGAN(nn.Module):
                 d.load_state_dict(d_sd)
                 model.generators.append(_freeze(g))
                 model.discriminators.append(_freeze(d))
-            model.noise_amps = [float(a) for a in state["noise_amps"]]
-            model.history = list(state.get("history", []))
-            model.timings = dict(state.get("timings", model.timings))
-            model.timings["seconds_per_scale"] = list(model.timings.get("seconds_per_scale", []))
+            restore_run_log(model, state)
         except (KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"damaged SinGAN checkpoint: {exc}") from exc
         if len(model.noise_amps) != model.n_trained:
