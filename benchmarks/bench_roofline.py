@@ -17,7 +17,8 @@ Prints, all measured in this one run:
    would take at the convolution peak plus its matmul FLOPs at the matmul peak, over the measured
    time. 100 % would mean that nothing but peak-rate convolutions and matmuls runs.
 
-3. With ``--levers``: the hyper-GAN step with each lever off and on, in this one run — the
+3. With ``--levers``: the hyper-GAN step with each lever off and on, in this one run (median of
+   ``--repeats`` alternating measurements) — the
    primary nets as one grouped convolution or as a per-image loop (``MIL_PRIMARY_CONV``; the
    library picks the loop on a CPU) — and the ratio.
 
@@ -32,6 +33,7 @@ import argparse
 import dataclasses
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, nargs=2, default=(10, 30),
                     help="iterations per scale of the two short runs")
     ap.add_argument("--levers", action="store_true", help="step time with each lever off / on")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating lever measurements")
     args = ap.parse_args()
     threads = set_threads(args.threads)
     prof = get_profile(args.profile)
@@ -121,11 +124,13 @@ def main() -> None:
               f"{ideal * 1e3:.1f} | {ideal / s['seconds']:.0%} |")
     if args.levers:
         print("\n| lever | off: ms/step | on: ms/step | on / off |\n|---|---:|---:|---:|")
-        timed = {}
-        for mode in ("grouped", "loop"):
-            os.environ["MIL_PRIMARY_CONV"] = mode
-            timed[mode] = per_step(mil_run, tuple(args.iters), count=False)["seconds"]
+        runs: dict[str, list[float]] = {"grouped": [], "loop": []}
+        for _ in range(args.repeats):                 # alternate, so drift hits both alike
+            for mode in runs:
+                os.environ["MIL_PRIMARY_CONV"] = mode
+                runs[mode].append(per_step(mil_run, tuple(args.iters), count=False)["seconds"])
         os.environ.pop("MIL_PRIMARY_CONV")
+        timed = {mode: statistics.median(v) for mode, v in runs.items()}
         print(f"| primary nets: per-image loop instead of one grouped conv | "
               f"{timed['grouped'] * 1e3:.1f} | {timed['loop'] * 1e3:.1f} | "
               f"{timed['loop'] / timed['grouped']:.2f} |")

@@ -149,9 +149,9 @@ def test_conv_mode_is_chosen_per_device_and_can_be_forced(monkeypatch):
     from mil_core.models.hypernet import PRIMARY_CONV_ENV, conv_mode
 
     monkeypatch.delenv(PRIMARY_CONV_ENV, raising=False)
-    assert conv_mode("cpu") == "loop" and conv_mode(torch.device("cuda", 0)) == "grouped"
-    monkeypatch.setenv(PRIMARY_CONV_ENV, " Grouped ")
-    assert conv_mode("cpu") == "grouped"
+    assert conv_mode("cpu") == "grouped" and conv_mode(torch.device("cuda", 0)) == "grouped"
+    monkeypatch.setenv(PRIMARY_CONV_ENV, " Loop ")
+    assert conv_mode("cpu") == "loop"
     _, weights = _generated(CRITIC, 2, seed=3)
     x = torch.randn(2, 3, 15, 15)
     forced = primary_forward(x, [(w.detach(), b.detach()) for w, b in weights], CRITIC)

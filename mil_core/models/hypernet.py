@@ -17,11 +17,13 @@ so a head whose raw output has unit scale emits well-scaled convolutions whateve
 Every image of a batch has its own weights, and the primary nets of a whole batch run as *one*
 grouped convolution (:func:`primary_forward`): the batch ``(B, C, H, W)`` becomes
 ``(1, B·C, H, W)``, the weights ``(B, out, in, k, k)`` become ``(B·out, in, k, k)`` and
-``groups=B``. :func:`primary_forward_loop` is the same computation one image at a time. Which
-one runs is chosen per device (:func:`conv_mode`): on a CPU the loop is faster (0.76–0.79 of the
-grouped time at batch 4–16, 64 channels, 48×64, ``benchmarks/bench_hypergan.py --only grouped``),
-on a GPU one grouped call is; ``MIL_PRIMARY_CONV=grouped|loop`` forces either (both give the
-same numbers to float tolerance).
+``groups=B``. :func:`primary_forward_loop` is the same computation one image at a time, and
+``MIL_PRIMARY_CONV=loop`` (or ``mode="loop"``) runs the nets that way (equal to float tolerance).
+Grouped is the default on every device: on this project's 2-core CPU the loop wins on the bare
+primary net (0.77–0.97 of the grouped time, 16–64 channels, batch 4–16) but not on the whole
+cpu-profile training step (1.02×, median of 3 alternating runs, ``benchmarks/bench_roofline.py
+--levers``), where the primary nets are a small share of the work; on a GPU one grouped call
+is the fast form.
 """
 from __future__ import annotations
 
@@ -111,14 +113,15 @@ def expand_weights(weights: NetWeights, repeats: int) -> NetWeights:
 
 def conv_mode(device: torch.device | str) -> str:
     """How :func:`primary_forward` runs on ``device``: ``$MIL_PRIMARY_CONV`` when set, else
-    ``"loop"`` on a CPU and ``"grouped"`` elsewhere (module docstring)."""
+    ``"grouped"``, the measured best on both a CPU and a GPU (module docstring)."""
     forced = os.environ.get(PRIMARY_CONV_ENV, "").strip().lower()
     if forced:
         if forced not in CONV_MODES:
             raise ConfigError(f"{PRIMARY_CONV_ENV}={forced!r}: use one of {', '.join(CONV_MODES)} "
                               f"(or unset it for the per-device choice)")
         return forced
-    return "loop" if torch.device(device).type == "cpu" else "grouped"
+    torch.device(device)                          # a bad device name fails here, clearly
+    return "grouped"
 
 
 def primary_forward(x: torch.Tensor, weights: NetWeights, spec: PrimarySpec,
