@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import os
 import platform
 import time
@@ -57,13 +58,16 @@ REFERENCE_GFLOPS = 100.0   # "norm min/image": minutes on a machine whose 3×3 c
 
 
 def append_rows(rows: list[dict], out: Path) -> pd.DataFrame:
-    """Append ``rows`` to the CSV ``out`` atomically (write a temporary file, then rename)."""
+    """Append ``rows`` to the CSV ``out`` atomically (write a temporary file, then rename),
+    under an exclusive lock, so that pieces finishing at once do not drop each other's rows."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    new = pd.DataFrame(rows)
-    table = pd.concat([pd.read_csv(out), new], ignore_index=True) if out.exists() else new
-    tmp = out.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        new = pd.DataFrame(rows)
+        table = pd.concat([pd.read_csv(out), new], ignore_index=True) if out.exists() else new
+        tmp = out.with_suffix(".tmp")
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, out)
     return table
 
 
