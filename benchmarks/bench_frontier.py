@@ -32,6 +32,7 @@ steps) and is measured on the same first ``--images`` images as the baselines.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import fcntl
 import os
@@ -44,6 +45,7 @@ import torch
 
 from mil_core import calibration as C
 from mil_core import data as D
+from mil_core.frontier import REFERENCE_GFLOPS
 from mil_core import metrics as M
 from mil_core.models import (ConSinGANConfig, HyperGANConfig, SinGANConfig, train_consingan,
                              train_singan)
@@ -54,7 +56,6 @@ from mil_core.roofline import conv_peak
 from mil_core.runtime import set_threads
 
 OUT = Path(__file__).resolve().parent / "results" / "frontier.csv"
-REFERENCE_GFLOPS = 100.0   # "norm min/image": minutes on a machine whose 3×3 convs run at this
 
 
 def append_rows(rows: list[dict], out: Path) -> pd.DataFrame:
@@ -69,6 +70,36 @@ def append_rows(rows: list[dict], out: Path) -> pd.DataFrame:
         table.to_csv(tmp, index=False)
         os.replace(tmp, out)
     return table
+
+
+def save_samples(kept: dict, row: dict, folder: Path) -> Path:
+    """Keep the real images and a few samples of one piece as uint8 tensors (a plain dict that
+    ``torch.load(..., weights_only=True)`` reads), named after the piece's budget."""
+    to_u8 = lambda t: ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # noqa: E731
+    name = f"{row['method']}_{row['size']}px_{row['iters/scale']}it_{row['train images']}img"
+    if row["variant"] != "default":
+        name += "_" + row["variant"].replace("=", "-").replace(" ", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.pt"
+    torch.save({"budget": {k: row[k] for k in ("method", "variant", "size", "iters/scale",
+                                               "channels", "train images")},
+                "images": list(kept), "reals": torch.stack([to_u8(r) for r, _ in kept.values()]),
+                "samples": torch.stack([to_u8(f) for _, f in kept.values()])}, path)
+    return path
+
+
+def parse_sets(pairs: list[str], ap: argparse.ArgumentParser) -> dict:
+    """``["noise_amp_factor=0.1", ...]`` → ``{"noise_amp_factor": 0.1}`` with the field's type."""
+    fields = {f.name: f.type for f in dataclasses.fields(HyperGANConfig)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields:
+            ap.error(f"--mil-set {pair!r}: expected FIELD=VALUE with FIELD one of "
+                     f"{', '.join(sorted(fields))}")
+        kind = fields[key] if isinstance(fields[key], str) else fields[key].__name__
+        out[key] = {"int": int, "float": float}.get(kind, str)(value)
+    return out
 
 
 def quality(real: torch.Tensor, samples: torch.Tensor, name: str, seed: int) -> dict:
@@ -101,6 +132,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--mil-set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="MIL: a HyperGANConfig field for an ablation, e.g. noise_amp_factor=0.1 "
+                         "(repeatable; recorded in the 'variant' column)")
+    ap.add_argument("--save-samples", type=int, default=0, metavar="K",
+                    help="keep K samples per image (uint8) beside the table, in samples/")
     ap.add_argument("--show", action="store_true", help="print the table and exit")
     args = ap.parse_args()
     if args.show:
@@ -124,7 +160,7 @@ def main() -> None:
     if args.n_scales is not None:
         changes["image.n_scales"] = args.n_scales
     prof = get_profile(args.profile, **changes)
-    mil_cfg = HyperGANConfig.from_profile(prof, "dataset")
+    mil_cfg = HyperGANConfig.from_profile(prof, "dataset", **parse_sets(args.mil_set, ap))
     files = D.list_images(places)
     n_train = args.train_images if args.method == "mil" else args.images
     items = [(p.stem, D.pyramid.center_crop_to_aspect(D.load_image(p), mil_cfg.pyramid.aspect))
@@ -134,10 +170,11 @@ def main() -> None:
     peak = conv_peak(1, width, h, w)
     print(f"{args.method} at {args.size} px, {threads} thread(s); conv peak {peak:.1f} GFLOP/s",
           flush=True)
-    common = {"method": args.method, "size": args.size, "profile": prof.name,
+    common = {"method": args.method, "variant": " ".join(args.mil_set) or "default",
+              "size": args.size, "profile": prof.name,
               "conv peak GFLOP/s": peak, "threads": threads, "machine": platform.machine(),
               "cpu cores": os.cpu_count(), "date": dt.date.today().isoformat(), "seed": args.seed}
-    rows = []
+    rows, kept = [], {}
     if args.method == "mil":
         cfg = mil_cfg
         start = time.perf_counter()
@@ -154,6 +191,7 @@ def main() -> None:
         for k, (name, _) in enumerate(evaluated):
             rows.append({**common, **budget, "image": name, "H×W": f"{h}×{w}",
                          "min/image": minutes, **quality(reals[k], fakes[k], name, args.seed)})
+            kept[name] = (reals[k], fakes[k, :args.save_samples])
     else:
         for name, img in items[:args.images]:
             if args.method == "singan":
@@ -174,9 +212,12 @@ def main() -> None:
                          **quality(real, fakes, name, args.seed)})
             print(f"  {name}: {minutes:.2f} min, SWD {rows[-1]['SWD ×1e3']:.1f}, layout "
                   f"{rows[-1]['layout']:.3f}", flush=True)
+            kept[name] = (real, fakes[:args.save_samples])
     for r in rows:
         r["norm min/image"] = r["min/image"] * r["conv peak GFLOP/s"] / REFERENCE_GFLOPS
     table = append_rows(rows, args.out)
+    if args.save_samples:
+        print("samples kept in", save_samples(kept, rows[0], args.out.parent / "samples"))
     print(pd.DataFrame(rows).drop(columns=["machine", "date", "profile"]).to_string(index=False))
     print(f"\n{len(rows)} row(s) appended to {args.out} ({len(table)} in all)")
 

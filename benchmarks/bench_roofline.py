@@ -13,14 +13,17 @@ Prints, all measured in this one run:
 2. **Whole steps.** The FLOPs of one step, counted by ``torch.utils.flop_counter`` (convolutions
    and matmuls, forward and backward, the gradient penalty's double backward included; element-
    wise work is not counted), split into convolution and matmul FLOPs; the step's seconds; the
-   achieved GFLOP/s; and the ratio to the step's own **roofline**: the time its convolution FLOPs
-   would take at the convolution peak plus its matmul FLOPs at the matmul peak, over the measured
-   time. 100 % would mean that nothing but peak-rate convolutions and matmuls runs.
+   achieved GFLOP/s; and the ratio to the step's own **roofline**, two ways: *finest-shape* — the
+   time its convolution FLOPs would take at the finest scale's convolution peak plus its matmul
+   FLOPs at the heads' matmul peak (optimistic: the coarse scales and the encoder have smaller,
+   slower shapes); *per-shape* — every convolution and matmul call the step made, re-run alone
+   on fresh tensors of its own shapes and strides (:func:`mil_core.roofline.replay_seconds`).
+   100 % would mean that nothing but those calls, each at its isolated speed, runs.
 
-3. With ``--levers``: the hyper-GAN step with each lever off and on, in this one run (median of
-   ``--repeats`` alternating measurements) — the
-   primary nets as one grouped convolution or as a per-image loop (``MIL_PRIMARY_CONV``; the
-   library picks the loop on a CPU) — and the ratio.
+3. With ``--levers``: the step with each lever of :mod:`mil_core.levers` off and on, in this
+   one run (median of ``--repeats`` alternating measurements) — fused Adam (``MIL_ADAM``),
+   channels-last grouped convolutions (``MIL_CHANNELS_LAST``), the primary nets as a per-image
+   loop (``MIL_PRIMARY_CONV``, not kept), then the kept levers together — and the ratio.
 
 A "step" is one iteration of the trainer (``steps_d`` critic and ``steps_g`` generator updates),
 averaged over the pyramid: two short runs of ``--iters`` a and b iterations per scale are counted
@@ -43,27 +46,45 @@ from mil_core.models import HyperGANConfig, SinGANConfig, train_singan
 from mil_core.models.hypergan_train import train_hypergan
 from mil_core.models.hypergan import canonical_shapes
 from mil_core.profiles import get_profile
-from mil_core.roofline import FlopCount, conv_peak, matmul_peak
+from mil_core.roofline import FlopCount, conv_peak, matmul_peak, replay_seconds
 from mil_core.runtime import set_threads
+
+def levers_to_measure(singan_run, mil_run) -> list[tuple]:
+    """(label, run, environment variables, off values, on values): each lever of
+    :mod:`mil_core.levers` and ``MIL_PRIMARY_CONV``, alone, then the kept ones together."""
+    return [
+        ("hyper-GAN: primary nets as a per-image loop (not kept)", mil_run,
+         ("MIL_PRIMARY_CONV",), "grouped", "loop"),
+        ("hyper-GAN: fused Adam instead of the per-tensor loop", mil_run, ("MIL_ADAM",),
+         "loop", "fused"),
+        ("hyper-GAN: grouped convs in channels-last memory", mil_run, ("MIL_CHANNELS_LAST",),
+         "0", "1"),
+        ("hyper-GAN: both kept levers (the CPU default)", mil_run,
+         ("MIL_ADAM", "MIL_CHANNELS_LAST"), "loop+0", "fused+1"),
+        ("SinGAN: fused Adam (the CPU default)", singan_run, ("MIL_ADAM",), "loop", "fused"),
+    ]
+
 
 def per_step(run, iters: tuple[int, int], count: bool = True) -> dict[str, float]:
     """FLOPs (unless ``count`` is False) and seconds per iteration, from two runs of
     ``run(iters_per_scale)``, which returns the number of iterations it ran."""
-    counted, timed = [], []
+    counted, replayed, timed, steps = [], [], [], []
+    run(iters[0])                                     # warm-up: allocator, kernels, thread pool
     for it in iters:
         if count:
             with FlopCount() as counter:
-                steps = run(it)
-            counted.append((counter.split(), steps))
+                run(it)
+            counted.append(counter.split())
+            replayed.append(sum(replay_seconds(counter).values()))
         t0 = time.perf_counter()
-        steps = run(it)
+        steps.append(run(it))
         timed.append(time.perf_counter() - t0)
-        if not count:
-            counted.append(((0.0, 0.0, 0.0), steps))
-    (fa, sa), (fb, sb) = counted
-    ds = sb - sa
-    conv, mm, other = ((b - a) / ds for a, b in zip(fa, fb))
-    return {"conv": conv, "mm": mm, "other": other, "seconds": (timed[1] - timed[0]) / ds}
+    ds = steps[1] - steps[0]
+    out = {"seconds": (timed[1] - timed[0]) / ds}
+    if count:
+        out.update(zip(("conv", "mm", "other"), ((b - a) / ds for a, b in zip(*counted))))
+        out["replay"] = (replayed[1] - replayed[0]) / ds
+    return out
 
 
 def main() -> None:
@@ -113,7 +134,8 @@ def main() -> None:
         return it * m.n_scales
 
     print(f"\n| step | conv GFLOP | matmul GFLOP | other GFLOP | ms/step | achieved GFLOP/s | "
-          f"roofline ms | of roofline |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+          f"finest-shape roofline ms | of it | per-shape roofline ms | of it |\n"
+          f"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, run, cpeak in (("SinGAN, 1 image", singan_run, conv_single),
                              (f"hyper-GAN dataset, batch {B}", mil_run, conv_grouped)):
         s = per_step(run, tuple(args.iters))
@@ -121,22 +143,27 @@ def main() -> None:
         ideal = s["conv"] / (cpeak * 1e9) + s["mm"] / (mm_peak * 1e9)
         print(f"| {name} | {s['conv'] / 1e9:.3f} | {s['mm'] / 1e9:.3f} | {s['other'] / 1e9:.3f} "
               f"| {s['seconds'] * 1e3:.1f} | {total / s['seconds'] / 1e9:.1f} | "
-              f"{ideal * 1e3:.1f} | {ideal / s['seconds']:.0%} |")
+              f"{ideal * 1e3:.1f} | {ideal / s['seconds']:.0%} | {s['replay'] * 1e3:.1f} | "
+              f"{s['replay'] / s['seconds']:.0%} |")
     if args.levers:
         print("\n| lever | off: ms/step | on: ms/step | on / off |\n|---|---:|---:|---:|")
-        runs: dict[str, list[float]] = {"grouped": [], "loop": []}
-        for _ in range(args.repeats):                 # alternate, so drift hits both alike
-            for mode in runs:
-                os.environ["MIL_PRIMARY_CONV"] = mode
-                runs[mode].append(per_step(mil_run, tuple(args.iters), count=False)["seconds"])
-        os.environ.pop("MIL_PRIMARY_CONV")
-        timed = {mode: statistics.median(v) for mode, v in runs.items()}
-        print(f"| primary nets: per-image loop instead of one grouped conv | "
-              f"{timed['grouped'] * 1e3:.1f} | {timed['loop'] * 1e3:.1f} | "
-              f"{timed['loop'] / timed['grouped']:.2f} |")
-    print("\nroofline = conv FLOPs at the conv peak of the same shape + matmul FLOPs at the "
-          "matmul peak; steps averaged over the pyramid's scales (finest-scale peaks: an "
-          "optimistic bound for the coarser scales).")
+        for label, run, env, off, on in levers_to_measure(singan_run, mil_run):
+            runs: dict[str, list[float]] = {off: [], on: []}
+            for _ in range(args.repeats):             # alternate, so drift hits both alike
+                for value in runs:
+                    for name, v in zip(env, value.split("+")):
+                        os.environ[name] = v
+                    runs[value].append(per_step(run, tuple(args.iters), count=False)["seconds"])
+            for name in env:
+                os.environ.pop(name)
+            t_off, t_on = (statistics.median(runs[v]) for v in (off, on))
+            print(f"| {label} | {t_off * 1e3:.1f} | {t_on * 1e3:.1f} | {t_on / t_off:.2f} |",
+                  flush=True)
+    print("\nfinest-shape roofline = conv FLOPs at the finest scale's conv peak + matmul FLOPs "
+          "at the heads' matmul peak (optimistic for the coarser scales and the encoder); "
+          "per-shape roofline = every counted conv / matmul call of the step re-run alone on "
+          "fresh tensors of its own shape (mil_core.roofline.replay_seconds). Steps averaged "
+          "over the pyramid's scales.")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from .errors import ConfigError
+from .frontier import TOLERANCE, frontier_points
 
 __all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid",
            "training_curves", "ekld_size_figure", "slope_summary_figure", "frontier_figure"]
@@ -208,27 +209,35 @@ def slope_summary_figure(slopes: pd.DataFrame) -> plt.Figure:
 
 def frontier_figure(table: pd.DataFrame, x: str = "norm min/image") -> plt.Figure:
     """Quality against cost (``benchmarks/bench_frontier.py``'s table): patch SWD and layout
-    against ``x`` (log), one marker per method, one point per budget (mean over the images
-    measured), and the published SinGAN / ConSinGAN samples of the same images as horizontal
-    lines, one panel pair per image size. Lower is better on both axes."""
+    against ``x`` (log), one line per series (method; MIL per number of training images), one
+    point per budget (mean over the images measured, labelled with its iterations per scale),
+    ablation variants as open markers, and the published SinGAN / ConSinGAN samples of the same
+    images as dotted lines (target 1's 1.25× band of published SinGAN dashed), one panel pair per
+    image size. Lower is better on both axes."""
     need = {"method", "size", "iters/scale", "SWD ×1e3", "layout", x}
     if missing := need - set(table.columns):
         raise ConfigError(f"frontier_figure: the table lacks {sorted(missing)}; pass the CSV "
                           f"of benchmarks/bench_frontier.py")
-    sizes = sorted(table["size"].unique())
-    fig, axes = plt.subplots(len(sizes), 2, figsize=(10, 3.4 * len(sizes)), squeeze=False)
-    keys = ["method", "size", "iters/scale", "channels", "train images"]
-    keys = [k for k in keys if k in table.columns]
-    points = table.groupby(keys, sort=False).mean(numeric_only=True).reset_index()
+    table = table.assign(**{k: table[k] if k in table.columns else 1
+                            for k in ("channels", "train images")})
+    table = table.assign(image=table["image"] if "image" in table.columns else "?")
+    points = frontier_points(table)
+    sizes = sorted(points["size"].unique(), reverse=True)       # the targets' size (largest) first
+    fig, axes = plt.subplots(len(sizes), 2, figsize=(11, 3.8 * len(sizes)), squeeze=False)
+    palette = ["tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:cyan", "tab:pink",
+               "tab:olive", "tab:gray"]                       # red / green: the published lines
+    colors = dict(zip(points["series"].unique(), palette * 4))
     for r, size in enumerate(sizes):
         at = points[points["size"] == size]
         rows = table[table["size"] == size]
         for c, (col, label) in enumerate((("SWD ×1e3", "patches: SWD ×10³"),
                                           ("layout", "layout: 6×8 thumbnail MSE"))):
             ax = axes[r, c]
-            for method, g in at.groupby("method", sort=False):
+            for series, g in at.groupby("series", sort=False):
                 g = g.sort_values(x)
-                ax.plot(g[x], g[col], "o-", label=method)
+                ablation = (g["variant"] != "default").all()
+                ax.plot(g[x], g[col], "o" if ablation else "o-", label=series,
+                        color=colors[series], mfc="none" if ablation else colors[series])
                 for _, p in g.iterrows():
                     ax.annotate(f"{int(p['iters/scale'])}", (p[x], p[col]), fontsize=7,
                                 textcoords="offset points", xytext=(3, 3))
@@ -237,8 +246,17 @@ def frontier_figure(table: pd.DataFrame, x: str = "norm min/image") -> plt.Figur
                 if name in rows:
                     ref = rows.drop_duplicates("image")[name].mean()
                     ax.axhline(ref, color=color, ls=":", label=f"published {pub}")
+                    if pub == "SinGAN":
+                        ax.axhline(TOLERANCE * ref, color=color, ls="--", lw=0.8,
+                                   label=f"{TOLERANCE}× published SinGAN")
             ax.set(xscale="log", xlabel=x, ylabel=label, title=f"{label.split(':')[0]}, {size} px")
             ax.set_ylim(bottom=0)
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+    legend: dict[str, object] = {}
+    for ax in axes[:, 0]:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(name, handle)
+    labels = list(legend)
+    fig.legend(list(legend.values()), labels, loc="lower center", ncol=4, fontsize=7,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(labels) // 4), 1, 1))
     return fig

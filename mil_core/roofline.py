@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-__all__ = ["CONV_OPS", "MM_OPS", "median_seconds", "conv_peak", "matmul_peak", "FlopCount"]
+__all__ = ["CONV_OPS", "MM_OPS", "median_seconds", "conv_peak", "matmul_peak", "FlopCount",
+           "replay_seconds"]
 
 CONV_OPS = ("convolution", "convolution_backward")
 MM_OPS = ("mm", "addmm", "bmm", "baddbmm")
@@ -71,6 +72,9 @@ class FlopCount(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.counts: dict[str, float] = defaultdict(float)
+        # every counted call by signature: (op, its arguments with each tensor replaced by its
+        # (shape, stride, dtype)) -> number of calls; :func:`replay_seconds` re-runs them
+        self.calls: dict[tuple, int] = defaultdict(int)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -78,6 +82,7 @@ class FlopCount(TorchDispatchMode):
         packet = func._overloadpacket
         if packet in flop_registry:
             self.counts[packet.__name__] += flop_registry[packet](*args, **kwargs, out_val=out)
+            self.calls[(func, _signature(args), _signature(tuple(kwargs.items())))] += 1
         return out
 
     def split(self) -> tuple[float, float, float]:
@@ -87,3 +92,52 @@ class FlopCount(TorchDispatchMode):
             kind = "conv" if name in CONV_OPS else "mm" if name in MM_OPS else "other"
             kinds[kind] += n
         return kinds["conv"], kinds["mm"], kinds["other"]
+
+
+class _Meta(tuple):
+    """A tensor argument of a recorded call: (shape, stride, dtype)."""
+
+
+def _signature(args: tuple) -> tuple:
+    out = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            out.append(_Meta((tuple(a.shape), tuple(a.stride()), a.dtype)))
+        elif isinstance(a, (list, tuple)) and not isinstance(a, _Meta):
+            out.append(_signature(tuple(a)))
+        else:
+            out.append(a)
+    return tuple(out)
+
+
+def _materialise(sig: tuple, gen: torch.Generator) -> list:
+    out = []
+    for a in sig:
+        if isinstance(a, _Meta):
+            shape, stride, dtype = a
+            storage = 1 + sum((n - 1) * st for n, st in zip(shape, stride)) if all(shape) else 0
+            base = torch.randn(max(storage, 1), generator=gen).to(dtype)
+            out.append(base.as_strided(shape, stride))
+        elif isinstance(a, tuple):
+            out.append(list(_materialise(a, gen)))
+        else:
+            out.append(a)
+    return out
+
+
+def replay_seconds(counter: FlopCount, repeat: int = 5) -> dict[str, float]:
+    """Seconds the counted calls take when each is re-run alone on fresh tensors of the same
+    shapes and strides (the median of ``repeat`` runs per signature, times its number of calls),
+    by kind (``conv``, ``mm``, ``other``): the time of a step made of nothing but its own FLOP
+    work, each op at the speed it reaches in isolation — a per-shape roofline, where
+    :func:`conv_peak` gives one shape's."""
+    gen = torch.Generator().manual_seed(0)
+    kinds: dict[str, float] = defaultdict(float)
+    with torch.no_grad():
+        for (func, sig, kw), calls in counter.calls.items():
+            args, kwargs = _materialise(sig, gen), dict(_materialise(kw, gen))
+            name = func._overloadpacket.__name__
+            kind = "conv" if name in CONV_OPS else "mm" if name in MM_OPS else "other"
+            kinds[kind] += calls * median_seconds(lambda: func(*args, **kwargs), repeat=repeat,
+                                                  warmup=1)
+    return {k: kinds[k] for k in ("conv", "mm", "other")}

@@ -69,10 +69,12 @@ def test_frontier_figure_plots_one_point_per_budget_and_the_published_lines():
             for m in ("singan", "mil") for it in (100, 300) for k, img in enumerate("abc")]
     fig = plots.frontier_figure(pd.DataFrame(rows))
     swd_ax = fig.axes[0]
-    lines = [ln for ln in swd_ax.lines if ln.get_linestyle() != ":"]
+    lines = [ln for ln in swd_ax.lines if ln.get_linestyle() == "-"]
     assert len(lines) == 2                                       # one line per method, 2 budgets
     assert list(lines[0].get_ydata()) == [100.0 / 100 + 1, 100.0 / 300 + 1]   # mean over images
     refs = sorted(ln.get_ydata()[0] for ln in swd_ax.lines if ln.get_linestyle() == ":")
     assert refs == [40.0, 50.0]
+    band = [ln.get_ydata()[0] for ln in swd_ax.lines if ln.get_linestyle() == "--"]
+    assert band == [pytest.approx(1.25 * 50.0)]                  # target 1's tolerance
     with pytest.raises(ConfigError, match="layout"):
         plots.frontier_figure(pd.DataFrame(rows).drop(columns="layout"))

@@ -19,6 +19,8 @@ def test_swd_column_is_the_mean_of_per_sample_swds():
     assert each[0] == 0.0 and 0 < each[1] < each[2]
     assert row["SWD ×1e3"] == sum(each) / 3
     assert row["diversity"] > 0 and "SIFID" not in row
+    lay = image_metrics(real, fakes[:1], seed=3)["layout"]
+    assert lay == 0.0 and row["layout"] > 0                         # a copy keeps the layout
 
 
 def test_one_sample_per_image_has_swd_and_no_diversity():

@@ -1,4 +1,4 @@
-"""One row of the papers' tables for one image: SWD, diversity and, when possible, SIFID.
+"""One row of the papers' tables for one image: SWD, layout, diversity and, when possible, SIFID.
 
 MIL's Table 1–2 (REFERENCE §4–§5) report per image the SIFID of the best sample (min over
 samples), the mean SIFID (mSIFID) and the diversity, then average over images. The notebooks
@@ -8,7 +8,9 @@ a table are always computed the same way.
 SWD follows the mSIFID protocol: each sample against the real image with every 7×7 patch
 (:func:`~mil_core.metrics.swd.swd_per_sample`, exact 0 for an identical copy), then the mean over
 samples. So a model with 20 samples per image and a published sample (one per image) stand in
-the same table, measured the same way.
+the same table, measured the same way. ``layout`` (:func:`~mil_core.metrics.layout.layout_per_sample`,
+the mean over samples) sees what patch statistics cannot: whether a sample keeps its image's
+coarse arrangement.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pandas as pd
 import torch
 
 from .diversity import diversity
+from .layout import layout_per_sample
 from .sifid import sifid_many
 from .swd import swd_per_sample
 
@@ -29,7 +32,7 @@ def image_metrics(real: torch.Tensor, samples: torch.Tensor,
                   seed: int = 0) -> dict[str, float]:
     """Metrics of ``samples`` (N, 3, H, W) generated for ``real`` (3, H, W), all in [-1, 1].
 
-    Returns ``{"SWD ×1e3", "diversity"}`` plus ``{"SIFID", "mSIFID"}`` (min / mean over samples)
+    Returns ``{"SWD ×1e3", "layout", "diversity"}`` plus ``{"SIFID", "mSIFID"}`` (min / mean over samples)
     when an ``inception`` feature extractor is given. ``SWD ×1e3`` is the mean over samples of
     each sample's SWD against ``real`` (directions from a generator seeded by ``seed``, shared by
     all samples). ``diversity_samples`` (default: ``samples``) may be a larger set, as in the
@@ -38,6 +41,7 @@ def image_metrics(real: torch.Tensor, samples: torch.Tensor,
     div = samples if diversity_samples is None else diversity_samples
     sw = swd_per_sample(real, samples, generator=torch.Generator().manual_seed(seed))
     row = {"SWD ×1e3": float(sw["mean"]),
+           "layout": float(layout_per_sample(real, samples)["mean"]),
            "diversity": float(diversity(div, real)) if len(div) > 1 else float("nan")}
     if inception is not None:
         scores = sifid_many(real, list(samples), inception)

@@ -53,6 +53,7 @@ from ..checkpoint import (OTHER_RUN_HINT, check_same_run, load_checkpoint, prepa
                           restore_run_log, save_checkpoint)
 from ..data.pyramid import PyramidConfig, plan_pyramid, resize_to
 from ..errors import CheckpointError, ConfigError, DataError
+from ..levers import make_adam
 from ..losses import critic_loss, generator_adv_loss, noise_amplitude, reconstruction_loss
 from ..runtime import get_device, progress
 from .blocks import check_gan_image, init_weights, stream_seed
@@ -568,8 +569,8 @@ def train_stage(model: ConSinGAN, critic: PatchCritic, stage: int, g: torch.Gene
         netG.grow()
     shapes = model.shapes[:stage + 1]
     real = model.reals[stage].unsqueeze(0).to(model.device)         # (1, 3, H, W)
-    opt_g = torch.optim.Adam(generator_param_groups(netG, stage, cfg), betas=cfg.betas)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_g = make_adam(generator_param_groups(netG, stage, cfg), cfg.lr, cfg.betas, model.device)
+    opt_d = make_adam(critic.parameters(), cfg.lr, cfg.betas, model.device)
     decay_at = int(cfg.lr_decay_at * cfg.iters_per_stage)
     zeros: list[torch.Tensor | None] = [None] * len(shapes)
 

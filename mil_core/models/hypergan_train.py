@@ -49,6 +49,7 @@ from ..checkpoint import OTHER_RUN_HINT, check_same_run, load_checkpoint, prepar
 from ..data.pyramid import check_min_size
 from ..cli import add_debug_argument, run_main
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
+from ..levers import make_adam
 from ..losses import critic_loss, reconstruction_loss
 from ..runtime import get_device, progress
 from .blocks import stream_seed as _stream_seed   # the training stream's seed (no z* replay)
@@ -203,8 +204,8 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
 
     for n in range(pos["scale"], model.n_scales):
         g_run, d_run, g_train = _prepare_scale(model, n, dev, world)
-        opt_g = torch.optim.Adam(g_train, lr=cfg.lr_g, betas=cfg.betas)
-        opt_d = torch.optim.Adam(model.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        opt_g = make_adam(g_train, cfg.lr_g, cfg.betas, dev)
+        opt_d = make_adam(model.D.parameters(), cfg.lr_d, cfg.betas, dev)
         start_it = pos["iter"] if n == pos["scale"] else 0
         amp = pos["amp"] if n == pos["scale"] else 1.0
         if opt_states is not None and n == pos["scale"]:

@@ -23,7 +23,8 @@ Grouped is the default on every device: on this project's 2-core CPU the loop wi
 primary net (0.77–0.97 of the grouped time, 16–64 channels, batch 4–16) but not on the whole
 cpu-profile training step (1.02×, median of 3 alternating runs, ``benchmarks/bench_roofline.py
 --levers``), where the primary nets are a small share of the work; on a GPU one grouped call
-is the fast form.
+is the fast form. On a CPU the grouped convolutions run in channels-last memory
+(:func:`mil_core.levers.channels_last`, ``MIL_CHANNELS_LAST``).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..levers import channels_last
 
 __all__ = ["PrimarySpec", "LayerWeights", "NetWeights", "primary_forward", "primary_forward_loop",
            "ProjectionHeads", "SharedWeights", "expand_weights", "lerp_weights", "conv_mode",
@@ -143,13 +145,16 @@ def primary_forward(x: torch.Tensor, weights: NetWeights, spec: PrimarySpec,
     weights = expand_weights(weights, _check_weights(x, weights))
     n = x.shape[0]
     h = x.reshape(1, n * x.shape[1], x.shape[2], x.shape[3])         # (1, N·C, H, W)
+    fmt = torch.channels_last if channels_last(x.device) else torch.contiguous_format
+    h = h.contiguous(memory_format=fmt)                              # a lever: mil_core.levers
     last = len(weights) - 1
     for i, (w, b) in enumerate(weights):
         out, inp, k = w.shape[1], w.shape[2], w.shape[3]
-        h = F.conv2d(h, w.reshape(n * out, inp, k, k), b.reshape(n * out), groups=n)
+        w = w.reshape(n * out, inp, k, k).contiguous(memory_format=fmt)
+        h = F.conv2d(h, w, b.reshape(n * out), groups=n)
         if i < last:
             h = F.leaky_relu(h, spec.slope)
-    h = h.reshape(n, -1, h.shape[-2], h.shape[-1])                   # (N, out_ch, H', W')
+    h = h.reshape(n, -1, h.shape[-2], h.shape[-1]).contiguous()      # (N, out_ch, H', W')
     return torch.tanh(h) if spec.tail == "tanh" else h
 
 

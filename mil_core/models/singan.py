@@ -40,6 +40,7 @@ from ..checkpoint import (OTHER_RUN_HINT, check_same_run, load_checkpoint, prepa
 from ..data.pyramid import PyramidConfig, build_pyramid, plan_pyramid, resize_to
 from .. import validation as check
 from ..errors import CheckpointError, ConfigError, DataError
+from ..levers import make_adam
 from ..losses import critic_loss, generator_adv_loss, noise_amplitude, reconstruction_loss
 from ..profiles import Profile, get_profile
 from ..runtime import get_device, progress
@@ -369,8 +370,8 @@ def _train_scale(model: SinGAN, n: int, gen: torch.Generator, *, show_progress: 
     net_d.to(dev).train().requires_grad_(True)
     pad = pad_for(net_g)
 
-    opt_g = torch.optim.Adam(net_g.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-    opt_d = torch.optim.Adam(net_d.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+    opt_g = make_adam(net_g.parameters(), cfg.lr_g, cfg.betas, dev)
+    opt_d = make_adam(net_d.parameters(), cfg.lr_d, cfg.betas, dev)
     iters = cfg.iters_per_scale
     decay_at = int(round(cfg.lr_decay_at * iters))
 
