@@ -187,7 +187,7 @@ def main() -> None:
                                generator=torch.Generator().manual_seed(args.seed))
         budget = {"iters/scale": cfg.iters_per_scale, "steps D/G": "1/1",
                   "channels": cfg.channels, "scales": cfg.pyramid.n_scales,
-                  "train images": n_train, "batch": cfg.batch_size}
+                  "train images": n_train, "batch": cfg.batch_size, "embed dim": cfg.embed_dim}
         for k, (name, _) in enumerate(evaluated):
             rows.append({**common, **budget, "image": name, "H×W": f"{h}×{w}",
                          "min/image": minutes, **quality(reals[k], fakes[k], name, args.seed)})

@@ -36,7 +36,8 @@ COST = "norm min/image"
 REFERENCE_GFLOPS = 100.0   # COST = minutes × the run's conv peak / this: minutes at 100 GFLOP/s
 NEEDED = ("method", "size", "iters/scale", "channels", "train images", "image", "SWD ×1e3",
           "layout", COST)
-BUDGET = ["series", "method", "variant", "size", "iters/scale", "channels", "train images"]
+BUDGET = ["series", "method", "variant", "size", "iters/scale", "channels", "train images",
+          "embed dim"]
 
 
 def load_frontier(path: str | Path | None = None) -> pd.DataFrame:
@@ -58,12 +59,16 @@ def label_series(table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
     table["variant"] = (table["variant"].fillna("default") if "variant" in table.columns
                         else "default")
+    if "embed dim" not in table.columns:
+        table["embed dim"] = float("nan")          # MIL's embedding width; none for baselines
     names = {"singan": "SinGAN", "consingan": "ConSinGAN", "mil": "MIL"}
     series = []
     for _, r in table.iterrows():
         label = names.get(r["method"], str(r["method"]))
         if r["method"] == "mil":
             label += f", {int(r['train images'])} images"
+            if pd.notna(r["embed dim"]):
+                label += f", {int(r['embed dim'])}-d"
         if r["variant"] != "default":
             label += f" [{r['variant']}]"
         series.append(label)
@@ -75,8 +80,9 @@ def frontier_points(table: pd.DataFrame) -> pd.DataFrame:
     """One row per budget: the mean over its images of every numeric column, and ``images``,
     the number of images measured. Rows of one budget run twice are averaged together."""
     table = label_series(table)
-    points = table.groupby(BUDGET, sort=False).mean(numeric_only=True)
-    points["images"] = table.groupby(BUDGET, sort=False)["image"].nunique()
+    by = table.groupby(BUDGET, sort=False, dropna=False)
+    points = by.mean(numeric_only=True)
+    points["images"] = by["image"].nunique()
     return points.reset_index()
 
 
@@ -117,7 +123,7 @@ def ablation_table(points: pd.DataFrame) -> pd.DataFrame:
     SWD, layout, diversity and cost of both. Variants with no such default are left out; this
     notebook's own runs (variants starting with ``"this run"``) are not ablations."""
     keys = ["method", "size", "iters/scale", "channels"]
-    base = points[points["variant"] == "default"]
+    base = points[points["variant"] == "default"].sort_values("embed dim")
     rows = []
     for _, v in points[points["variant"] != "default"].iterrows():
         if str(v["variant"]).startswith("this run"):
