@@ -12,6 +12,8 @@
 - :func:`diversity`: SinGAN's pixel-std diversity.
 - :func:`patch_nn_distance`, :func:`nearest_reference`: patch nearest neighbours (memorisation,
   leakage between images).
+- :func:`leakage`, :func:`leakage_floor`, :func:`patch_owners`: which image's patches the samples
+  of each image are made of (MIL Prop. 2), with chance, floor and bootstrap intervals.
 - :func:`image_metrics`: one table row per image (SWD, diversity, SIFID/mSIFID when possible);
   :func:`sample_table`: those rows for a set of single-image models.
 - :func:`frechet_distance`, :func:`feature_stats`: the Fréchet distance used by SIFID.
@@ -28,6 +30,7 @@ from .swd import MAX_ALL_PATCHES, laplacian_pyramid, sliced_wasserstein, swd, sw
 from .diversity import diversity
 from .layout import LAYOUT_GRID, layout_distance, layout_per_sample
 from .patches import extract_patches, nearest_reference, patch_nn_distance
+from .leakage import Leakage, leakage, leakage_floor, patch_owners
 from .report import image_metrics, sample_table
 from .ekld import (CONFIDENCE_COLUMNS, INPUT_KINDS, EKLDResult, bootstrap_ci, ekld,
                    kl_from_logits, predictive_entropy)
@@ -37,6 +40,7 @@ __all__ = [
     "INCEPTION_WEIGHTS_ENV", "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL",
     "InceptionFeatures", "InceptionWeightsMissing", "download_inception_weights",
     "inception_feature_size", "load_inception_state_dict", "resolve_inception_weights",
+    "Leakage", "leakage", "leakage_floor", "patch_owners",
     "sifid", "sifid_folders", "sifid_many", "sifid_report", "spatial_features", "summarize_sifid",
     "MAX_ALL_PATCHES", "laplacian_pyramid", "sliced_wasserstein", "swd", "swd_per_sample",
     "diversity", "LAYOUT_GRID", "layout_distance", "layout_per_sample",
