@@ -40,11 +40,13 @@ from .hypernet import NetWeights, PrimarySpec, ProjectionHeads, SharedWeights, p
 from .resnet import ResNetEncoder, backbone_config
 
 __all__ = ["HyperGANConfig", "HyperGAN", "HyperGenerator", "HyperDiscriminator",
-           "SharedDiscriminator", "REGIMES", "canonical_shapes"]
+           "SharedDiscriminator", "REGIMES", "EXTRACTORS", "canonical_shapes",
+           "critic_parameters"]
 
 REGIMES = ("single", "minibatch", "dataset")   # MIL's three training regimes (paper Sec. 5)
 _KIND = "hypergan"
 _STATE_VERSION = 1
+EXTRACTORS = ("separate", "shared-both", "shared-g")   # the critic's encoder (Props. 3–4)
 
 
 @dataclass
@@ -58,6 +60,9 @@ class HyperGANConfig:
     norm: str = "group"                 # encoder normalisation: "group" (per image) or "batch"
     channels: int = 64                  # width of the generated primary G and D
     discriminator: str = "hyper"        # "hyper" (per-image critic) or "shared" (one critic)
+    extractor: str = "separate"         # the critic's encoder: "separate" (MIL), or G's own —
+    #                                     "shared-both" (Props. 3–4, Case 1: both players update
+    #                                     it) or "shared-g" (Case 2: only G does); see below
     iters_per_scale: int = 4000         # optimisation steps per scale
     batch_size: int = 16                # images per step (global batch in a distributed run)
     steps_d: int = 1                    # critic updates per iteration
@@ -124,11 +129,15 @@ class HyperGANConfig:
             raise ConfigError(f"HyperGANConfig.embed_size must be >= 16, got {self.embed_size}")
         backbone_config(self.backbone, "group")            # raises for an unknown name
         choices = {"norm": ("group", "batch"), "discriminator": ("hyper", "shared"),
-                   "rec_mode": ("current", "accumulated")}
+                   "rec_mode": ("current", "accumulated"), "extractor": EXTRACTORS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"HyperGANConfig.{name} must be one of {allowed}, got "
                                   f"{getattr(self, name)!r}")
+        if self.extractor != "separate" and self.discriminator != "hyper":
+            raise ConfigError(f"HyperGANConfig.extractor={self.extractor!r} shares the hyper-"
+                              "critic's encoder with the generator; it needs discriminator="
+                              "'hyper' (a shared critic has no encoder)")
         check.positive_numbers(self, ("lr_g", "lr_d"))
         check.nonnegative_numbers(self, ("grad_clip", "lambda_grad", "alpha", "noise_amp_factor"))
         check.adam_betas(self)
@@ -194,18 +203,36 @@ class HyperGenerator(nn.Module):
 
 
 class HyperDiscriminator(nn.Module):
-    """``h``: its own encoder and one head set emitting each image's critic (REFERENCE §4: one
-    head set serves every scale and always sees the scale being trained)."""
+    """``h``: an encoder and one head set emitting each image's critic (REFERENCE §4: one head
+    set serves every scale and always sees the scale being trained).
 
-    def __init__(self, cfg: HyperGANConfig) -> None:
+    The encoder is its own (``extractor="separate"``, MIL) or the generator's ``encoder``, passed
+    in, for the shared-feature-extractor ablation (MIL Sec. 4.2, Props. 3–4). Which parameters
+    each optimiser owns (:func:`critic_parameters`; G's optimiser always owns G's encoder and the
+    head being trained):
+
+    - ``separate``: the critic's optimiser owns its own encoder and heads;
+    - ``shared-both`` (Case 1): it owns the heads *and* the shared encoder, so the encoder takes
+      the critic's descent on the critic loss and G's descent on the generator loss;
+    - ``shared-g`` (Case 2): it owns the heads only; the critic reads the shared embedding
+      detached, so only G's loss updates the encoder.
+    """
+
+    def __init__(self, cfg: HyperGANConfig, encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.spec = cfg.d_spec
-        self.encoder = ResNetEncoder(backbone_config(cfg.backbone, cfg.norm), cfg.embed_dim)
+        self.extractor = cfg.extractor
+        if (encoder is None) != (cfg.extractor == "separate"):
+            raise ConfigError(f"HyperDiscriminator: extractor={cfg.extractor!r} "
+                              f"{'needs' if encoder is None else 'takes no'} shared encoder")
+        self.encoder = (ResNetEncoder(backbone_config(cfg.backbone, cfg.norm), cfg.embed_dim)
+                        if encoder is None else encoder)
         self.heads = ProjectionHeads(self.spec, cfg.embed_dim)
 
     def forward(self, x_embed: torch.Tensor) -> NetWeights:
         # x_embed: (B, 3, S, S) -> NetWeights of B critics
-        return self.heads(self.encoder(x_embed))
+        e = self.encoder(x_embed)                                   # (B, D)
+        return self.heads(e.detach() if self.extractor == "shared-g" else e)
 
 
 class SharedDiscriminator(nn.Module):
@@ -218,6 +245,14 @@ class SharedDiscriminator(nn.Module):
 
     def forward(self, x_embed: torch.Tensor) -> NetWeights:
         return self.net(x_embed.shape[0])
+
+
+def critic_parameters(model: "HyperGAN") -> list[nn.Parameter]:
+    """The parameters the critic's optimiser owns (see :class:`HyperDiscriminator`): all of
+    ``model.D``'s, except its (shared) encoder's in the ``shared-g`` case."""
+    if model.config.extractor == "shared-g":
+        return list(model.D.heads.parameters())
+    return list(model.D.parameters())
 
 
 class HyperGAN(nn.Module):
@@ -233,7 +268,8 @@ class HyperGAN(nn.Module):
         self.config = config
         self.shapes: list[tuple[int, int]] = canonical_shapes(config.pyramid)
         self.G = HyperGenerator(config)
-        self.D: nn.Module = (HyperDiscriminator(config) if config.discriminator == "hyper"
+        shared = self.G.encoder if config.extractor != "separate" else None
+        self.D: nn.Module = (HyperDiscriminator(config, shared) if config.discriminator == "hyper"
                              else SharedDiscriminator(config))
         if z_star is None:
             z_star = torch.randn(1, 3, *self.shapes[0])

@@ -53,7 +53,7 @@ from ..levers import make_adam
 from ..losses import critic_loss, reconstruction_loss
 from ..runtime import get_device, progress
 from .blocks import stream_seed as _stream_seed   # the training stream's seed (no z* replay)
-from .hypergan import HyperGAN, HyperGANConfig, canonical_shapes
+from .hypergan import HyperGAN, HyperGANConfig, canonical_shapes, critic_parameters
 from .hypernet import primary_forward
 
 __all__ = ["train_hypergan", "BatchSampler", "CHECKPOINT_NAME", "main"]
@@ -188,6 +188,9 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     if cfg.batch_size > n_img:
         raise ConfigError(f"batch_size {cfg.batch_size} exceeds the {n_img} training images; "
                           "use batch_size <= number of images")
+    if world > 1 and cfg.extractor != "separate":
+        raise ConfigError(f"extractor={cfg.extractor!r} (one encoder in both players) trains in "
+                          "one process only; run it without torch.distributed")
     if cfg.batch_size % world:
         raise ConfigError(f"batch_size {cfg.batch_size} must be divisible by the {world} "
                           "processes of this distributed run")
@@ -205,7 +208,7 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
     for n in range(pos["scale"], model.n_scales):
         g_run, d_run, g_train = _prepare_scale(model, n, dev, world)
         opt_g = make_adam(g_train, cfg.lr_g, cfg.betas, dev)
-        opt_d = make_adam(model.D.parameters(), cfg.lr_d, cfg.betas, dev)
+        opt_d = make_adam(critic_parameters(model), cfg.lr_d, cfg.betas, dev)
         start_it = pos["iter"] if n == pos["scale"] else 0
         amp = pos["amp"] if n == pos["scale"] else 1.0
         if opt_states is not None and n == pos["scale"]:
@@ -410,7 +413,7 @@ def _iteration(model: HyperGAN, nets: tuple[nn.Module, nn.Module],
         opt_d.zero_grad(set_to_none=True)
         d_loss, parts = _critic_backward(model, d_run, batch, w_now, amps, noise, eps)
         if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.D.parameters(), cfg.grad_clip)
+            nn.utils.clip_grad_norm_(critic_parameters(model), cfg.grad_clip)
         opt_d.step()
 
     for _ in range(cfg.steps_g):
