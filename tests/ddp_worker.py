@@ -85,7 +85,7 @@ def main() -> None:
                 out[f"{key}.grad_d.{k}"] = p.grad.detach().clone()
             noise_g = T._draw(model, n, run)
             model.zero_grad(set_to_none=True)
-            g_loss, _, _ = T._generator_backward(model, g_run, batch, n, amps, noise_g)
+            g_loss, _, _, _ = T._generator_backward(model, g_run, batch, n, amps, noise_g)
             for p in g_train:
                 out[f"{key}.grad_g.{g_names[id(p)]}"] = p.grad.detach().clone()
             out[f"{key}.idx"] = idx.clone()

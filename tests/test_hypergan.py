@@ -197,7 +197,8 @@ def test_training_reduces_reconstruction_loss(trained):
     finest = [r for r in model.history if r["scale"] == 2]
     assert finest[-1]["rec_loss"] < 0.5 * rows[0]["rec_loss"]
     assert set(model.history[0]) >= {"scale", "iter", "step", "d_loss", "g_loss", "g_adv",
-                                     "rec_loss", "wasserstein", "gp", "noise_amp", "lr"}
+                                     "rec_loss", "wasserstein", "gp", "embed_norm", "noise_amp",
+                                     "lr"}
     assert [r["step"] for r in model.history] == sorted(r["step"] for r in model.history)
     reals = model.pyramid(images)[-1]
     assert F.mse_loss(model.reconstruct(images), reals).item() < 0.5 * rows[0]["rec_loss"]

@@ -64,6 +64,8 @@ def test_each_case_trains_and_resumes_like_the_proposed_model(extractor, tmp_pat
     a, b = full.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.D.encoder is resumed.G.encoder              # still shared after loading
+    norms = [r["embed_norm"] for r in resumed.history]         # the collapse measure is logged
+    assert len(norms) > 0 and all(v > 0 for v in norms)
 
 
 def test_a_shared_critic_has_no_encoder_to_share():

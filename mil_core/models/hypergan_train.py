@@ -376,10 +376,11 @@ def _critic_backward(model: HyperGAN, d_run: nn.Module, batch: _Batch, w_now: li
 
 def _generator_backward(model: HyperGAN, g_run: nn.Module, batch: _Batch, n: int,
                         amps: list[float], noise: list[torch.Tensor]
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eq. 13–15 on this process's share and its backward pass. Returns (L_G, adv, rec)."""
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Eq. 13–15 on this process's share and its backward pass. Returns (L_G, adv, rec, the
+    batch's mean embedding norm ‖e(I)‖ — the collapse measure of Props. 3–4)."""
     cfg = model.config
-    _, w = g_run(batch.emb, n + 1)                        # the encoder runs once per step
+    e, w = g_run(batch.emb, n + 1)                        # the encoder runs once per step
     fake = model.run_scales(w, 1, noise=noise, amps=amps)
     with torch.no_grad():
         d_w = model.D(batch.emb)                          # the critic is fixed in the G step
@@ -391,7 +392,7 @@ def _generator_backward(model: HyperGAN, g_run: nn.Module, batch: _Batch, n: int
         rec_loss = reconstruction_loss(recs[-1], batch.reals[-1])
     g_loss = g_adv + cfg.alpha * rec_loss
     g_loss.backward()
-    return g_loss, g_adv, rec_loss
+    return g_loss, g_adv, rec_loss, float(e.detach().norm(dim=1).mean())
 
 
 def _iteration(model: HyperGAN, nets: tuple[nn.Module, nn.Module],
@@ -419,15 +420,16 @@ def _iteration(model: HyperGAN, nets: tuple[nn.Module, nn.Module],
     for _ in range(cfg.steps_g):
         noise = _draw(model, n, run)
         opt_g.zero_grad(set_to_none=True)
-        g_loss, g_adv, rec_loss = _generator_backward(model, g_run, batch, n, amps, noise)
+        g_loss, g_adv, rec_loss, e_norm = _generator_backward(model, g_run, batch, n, amps,
+                                                              noise)
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(g_train, cfg.grad_clip)
         opt_g.step()
 
     vals = torch.tensor([d_loss.item(), g_loss.item(), g_adv.item(), float(rec_loss.detach()),
-                         parts["wasserstein"], parts["gp"]], dtype=torch.float64)
+                         parts["wasserstein"], parts["gp"], e_norm], dtype=torch.float64)
     vals = _mean_all(vals, run.world).tolist()
-    keys = ("d_loss", "g_loss", "g_adv", "rec_loss", "wasserstein", "gp")
+    keys = ("d_loss", "g_loss", "g_adv", "rec_loss", "wasserstein", "gp", "embed_norm")
     return amp, dict(zip(keys, vals))
 
 
