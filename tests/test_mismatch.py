@@ -30,8 +30,7 @@ def test_a_shared_critic_scores_a_sample_the_same_whoever_it_is_claimed_to_be(mo
                              generator=torch.Generator().manual_seed(1))
     assert losses.shape == (2, 2)
     assert torch.equal(losses[0], losses[1])                     # columns constant, exactly
-    assert mismatch_gap(losses) == pytest.approx(
-        float(losses[0, 1] + losses[1, 0] - losses[0, 0] - losses[1, 1]) / 2)
+    assert abs(mismatch_gap(losses)) < 1e-6                    # it cannot tell: no gap
 
 
 def test_a_hyper_critic_depends_on_the_claimed_image(models):
