@@ -45,7 +45,7 @@ import torch
 
 from mil_core import calibration as C
 from mil_core import data as D
-from mil_core.frontier import REFERENCE_GFLOPS
+from mil_core.frontier import normalised_minutes, save_samples
 from mil_core import metrics as M
 from mil_core.models import (ConSinGANConfig, HyperGANConfig, SinGANConfig, train_consingan,
                              train_singan)
@@ -72,20 +72,12 @@ def append_rows(rows: list[dict], out: Path) -> pd.DataFrame:
     return table
 
 
-def save_samples(kept: dict, row: dict, folder: Path) -> Path:
-    """Keep the real images and a few samples of one piece as uint8 tensors (a plain dict that
-    ``torch.load(..., weights_only=True)`` reads), named after the piece's budget."""
-    to_u8 = lambda t: ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # noqa: E731
+def samples_path(row: dict, folder: Path) -> Path:
+    """Where a piece's kept samples go, named after its budget."""
     name = f"{row['method']}_{row['size']}px_{row['iters/scale']}it_{row['train images']}img"
     if row["variant"] != "default":
         name += "_" + row["variant"].replace("=", "-").replace(" ", "_")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.pt"
-    torch.save({"budget": {k: row[k] for k in ("method", "variant", "size", "iters/scale",
-                                               "channels", "train images")},
-                "images": list(kept), "reals": torch.stack([to_u8(r) for r, _ in kept.values()]),
-                "samples": torch.stack([to_u8(f) for _, f in kept.values()])}, path)
-    return path
+    return folder / f"{name}.pt"
 
 
 def parse_sets(pairs: list[str], ap: argparse.ArgumentParser) -> dict:
@@ -214,10 +206,13 @@ def main() -> None:
                   f"{rows[-1]['layout']:.3f}", flush=True)
             kept[name] = (real, fakes[:args.save_samples])
     for r in rows:
-        r["norm min/image"] = r["min/image"] * r["conv peak GFLOP/s"] / REFERENCE_GFLOPS
+        r["norm min/image"] = normalised_minutes(r["min/image"], r["conv peak GFLOP/s"])
     table = append_rows(rows, args.out)
     if args.save_samples:
-        print("samples kept in", save_samples(kept, rows[0], args.out.parent / "samples"))
+        budget = {k: rows[0][k] for k in ("method", "variant", "size", "iters/scale", "channels",
+                                          "train images")}
+        path = save_samples(kept, budget, samples_path(rows[0], args.out.parent / "samples"))
+        print("samples kept in", path)
     print(pd.DataFrame(rows).drop(columns=["machine", "date", "profile"]).to_string(index=False))
     print(f"\n{len(rows)} row(s) appended to {args.out} ({len(table)} in all)")
 

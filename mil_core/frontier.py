@@ -26,7 +26,7 @@ from .errors import DataError
 
 __all__ = ["FRONTIER_CSV", "SAMPLES_DIR", "REFERENCE_GFLOPS", "TOLERANCE", "SPEEDUP", "load_frontier",
            "label_series", "frontier_points", "target_table", "ablation_table", "run_rows",
-           "load_samples"]
+           "normalised_minutes", "save_samples", "load_samples"]
 
 FRONTIER_CSV = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "frontier.csv"
 SAMPLES_DIR = FRONTIER_CSV.parent / "samples"   # bench_frontier.py --save-samples K
@@ -154,8 +154,30 @@ def run_rows(per_image: pd.DataFrame, budgets: dict[str, dict], size: int, peak:
         rows.append({**budgets[r["method"]], "variant": variant, "size": size, "image": r["image"],
                      "SWD ×1e3": r["SWD ×1e3"], "layout": r["layout"],
                      "diversity": r.get("diversity"), "min/image": r["min/image"],
-                     "conv peak GFLOP/s": peak, COST: r["min/image"] * peak / REFERENCE_GFLOPS})
+                     "conv peak GFLOP/s": peak, COST: normalised_minutes(r["min/image"], peak)})
     return pd.DataFrame(rows)
+
+
+def normalised_minutes(minutes: float, peak: float) -> float:
+    """``COST``: minutes on a machine whose 3×3 convolutions run at ``REFERENCE_GFLOPS``, given
+    the run's own measured conv peak (GFLOP/s)."""
+    return minutes * peak / REFERENCE_GFLOPS
+
+
+def save_samples(kept: dict[str, tuple[torch.Tensor, torch.Tensor]], budget: dict,
+                 path: str | Path) -> Path:
+    """Keep a piece's real images and a few samples: ``kept`` maps image name → (real
+    (3, H, W), samples (k, 3, H, W)) in [-1, 1]; stored as uint8 in a plain dict of tensors that
+    :func:`load_samples` reads back."""
+    def to_u8(t: torch.Tensor) -> torch.Tensor:
+        return ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"budget": dict(budget), "images": list(kept),
+                "reals": torch.stack([to_u8(r) for r, _ in kept.values()]),
+                "samples": torch.stack([to_u8(f) for _, f in kept.values()])}, path)
+    return path
 
 
 def load_samples(path: str | Path) -> dict:

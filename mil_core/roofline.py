@@ -64,6 +64,11 @@ def matmul_peak(batch: int, k: int, n: int) -> float:
     return 3 * 2 * batch * k * n / median_seconds(step) / 1e9
 
 
+def _kind(op_name: str) -> str:
+    """``conv``, ``mm`` or ``other``: the kind of work an aten op is counted as."""
+    return "conv" if op_name in CONV_OPS else "mm" if op_name in MM_OPS else "other"
+
+
 class FlopCount(TorchDispatchMode):
     """Counts FLOPs per op with torch's own formulas (``torch.utils.flop_counter``). Written as
     a bare dispatch mode because ``FlopCounterMode``'s module hooks refuse the gradient
@@ -89,8 +94,7 @@ class FlopCount(TorchDispatchMode):
         """(convolution, matmul, other counted) FLOPs."""
         kinds: dict[str, float] = defaultdict(float)
         for name, n in self.counts.items():
-            kind = "conv" if name in CONV_OPS else "mm" if name in MM_OPS else "other"
-            kinds[kind] += n
+            kinds[_kind(name)] += n
         return kinds["conv"], kinds["mm"], kinds["other"]
 
 
@@ -136,8 +140,6 @@ def replay_seconds(counter: FlopCount, repeat: int = 5) -> dict[str, float]:
     with torch.no_grad():
         for (func, sig, kw), calls in counter.calls.items():
             args, kwargs = _materialise(sig, gen), dict(_materialise(kw, gen))
-            name = func._overloadpacket.__name__
-            kind = "conv" if name in CONV_OPS else "mm" if name in MM_OPS else "other"
-            kinds[kind] += calls * median_seconds(lambda: func(*args, **kwargs), repeat=repeat,
+            kinds[_kind(func._overloadpacket.__name__)] += calls * median_seconds(lambda: func(*args, **kwargs), repeat=repeat,
                                                   warmup=1)
     return {k: kinds[k] for k in ("conv", "mm", "other")}

@@ -113,3 +113,16 @@ def test_kept_samples_load_back_in_range(tmp_path):
     assert back["samples"].shape == (1, 2, 3, 1, 2)
     with pytest.raises(DataError, match="save-samples"):
         F.load_samples(tmp_path / "none.pt")
+
+
+def test_saved_samples_round_trip_to_uint8_precision(tmp_path):
+    import torch
+
+    real = torch.linspace(-1, 1, 3 * 4 * 5).reshape(3, 4, 5)
+    fakes = torch.stack([real, -real])
+    path = F.save_samples({"7": (real, fakes)}, {"method": "mil"}, tmp_path / "s" / "k.pt")
+    back = F.load_samples(path)
+    assert back["images"] == ["7"] and back["budget"] == {"method": "mil"}
+    assert back["samples"].shape == (1, 2, 3, 4, 5)
+    assert (back["reals"][0] - real).abs().max() <= 1 / 127.5
+    assert F.normalised_minutes(2.0, 50.0) == 1.0
