@@ -56,7 +56,7 @@ def input_sensitivity(model: HyperGAN, images: Sequence[torch.Tensor], n_samples
     return sum(_pairwise_rms(out[:, k]) for k in range(n_samples)) / n_samples
 
 
-def image_spread(model: HyperGAN, images: Sequence[torch.Tensor]) -> float:
-    """The same RMS difference between the real images at the finest scale: the reference
-    a generator that follows its input perfectly would show."""
-    return _pairwise_rms(model.pyramid(images)[-1])
+def image_spread(model: HyperGAN, images: Sequence[torch.Tensor], scale: int = -1) -> float:
+    """The same RMS difference between the real images at ``scale`` (default: the finest): the
+    reference a generator that follows its input perfectly would show."""
+    return _pairwise_rms(model.pyramid(images)[scale])

@@ -19,7 +19,8 @@ from .errors import ConfigError
 from .frontier import TOLERANCE, frontier_points
 
 __all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid",
-           "training_curves", "ekld_size_figure", "slope_summary_figure", "frontier_figure"]
+           "training_curves", "ekld_size_figure", "slope_summary_figure", "frontier_figure",
+           "leakage_heatmaps", "scale_curves"]
 
 
 def to_display(img: torch.Tensor) -> np.ndarray:
@@ -259,4 +260,62 @@ def frontier_figure(table: pd.DataFrame, x: str = "norm min/image") -> plt.Figur
     fig.legend(list(legend.values()), labels, loc="lower center", ncol=4, fontsize=7,
                frameon=False)
     fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(labels) // 4), 1, 1))
+    return fig
+
+
+def leakage_heatmaps(matrices: dict[str, torch.Tensor], names: Sequence[str],
+                     title: str = "") -> plt.Figure:
+    """One heat map per run of a leakage matrix (:class:`mil_core.metrics.Leakage`): row ``i``
+    the samples of image ``i``, column ``j`` the share of their patches nearest to image ``j``
+    (the diagonal is what stays home). Every cell is annotated; one colour scale for all."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.3 * len(matrices) + 0.6, 3.4),
+                             squeeze=False)
+    im = None
+    for ax, (label, m) in zip(axes[0], matrices.items()):
+        m = m.detach().cpu().float().numpy()
+        im = ax.imshow(m, vmin=0, vmax=1, cmap="magma")
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if m[i, j] > 0.6 else "white")
+        ticks = range(len(names))
+        ax.set_xticks(ticks, [n[:10] for n in names], rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(ticks, [n[:10] for n in names] if ax is axes[0][0] else [], fontsize=7)
+        leak = 1 - float(np.diag(m).mean())
+        ax.set_title(f"{label}\nleakage {leak:.2f}", fontsize=9)
+        ax.set_xlabel("nearest real patch's image", fontsize=8)
+    axes[0][0].set_ylabel("samples of image", fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label="share of patches")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def scale_curves(rows: pd.DataFrame, columns: Sequence[tuple[str, str]],
+                 refs: dict[str, Sequence[tuple[str, str]]] | None = None, by: str = "variant",
+                 title: str = "") -> plt.Figure:
+    """Per-scale measures of several runs: one panel per ``(column, label)``, one line per
+    ``by`` value (mean over seeds, a band from the lowest to the highest seed) and, in the panel
+    of column ``c``, dashed reference lines for ``refs[c]`` = ``[(column, label)]`` (their mean
+    over runs)."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.2 * len(columns), 3.3), squeeze=False)
+    for ax, (col, label) in zip(axes[0], columns):
+        for key, grp in rows.groupby(by, sort=False):
+            g = grp.groupby("scale")[col]
+            x, m = g.mean().index, g.mean().values
+            line, = ax.plot(x, m, "o-", label=str(key), lw=1.4, ms=4)
+            if grp["seed"].nunique() > 1:
+                ax.fill_between(x, g.min().values, g.max().values, color=line.get_color(),
+                                alpha=0.18, lw=0)
+        for k, (ref, ref_label) in enumerate((refs or {}).get(col, ())):
+            mean = rows.groupby("scale")[ref].mean()
+            ax.plot(mean.index, mean.values, ls=("--", ":", "-.")[k % 3], color="0.35", lw=1,
+                    label=ref_label)
+        ax.set(title=label, xlabel="scale (coarse → fine)")
+        ax.set_xticks(sorted(rows["scale"].unique()))
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig

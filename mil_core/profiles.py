@@ -40,6 +40,7 @@ class ImageConfig:
     n_diversity: int = 150       # generated samples per image for diversity (MIL paper: 150)
     minibatch_sizes: tuple[int, ...] = (1, 2, 3, 4, 5)  # fixed mini-batches of Table 2 (MIL: 1–5)
     n_seeds: int = 3             # training seeds per setting where a notebook shows error bars
+    n_ablation_seeds: int = 3    # seeds per variant of the failure ablations (04, 05): CIs need 3
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ PROFILES: dict[str, Profile] = {
         description="CI: every code path in seconds; numbers are not meaningful",
         image=ImageConfig(max_size=32, min_size=12, n_scales=3, embed_size=32, n_images=3,
                           n_baseline_images=2, n_samples=4, n_diversity=4,
-                          minibatch_sizes=(1, 2), n_seeds=1),
+                          minibatch_sizes=(1, 2), n_seeds=1, n_ablation_seeds=1),
         gan=GanConfig(iters_per_scale=20, dataset_iters_per_scale=20, batch_size=2, steps_d=1,
                       steps_g=1, channels=8, checkpoint_every=10, mil_channels=8,
                       embed_dim=16, backbone="resnet-small", mil_lr=5e-4),

@@ -78,3 +78,24 @@ def test_frontier_figure_plots_one_point_per_budget_and_the_published_lines():
     assert band == [pytest.approx(1.25 * 50.0)]                  # target 1's tolerance
     with pytest.raises(ConfigError, match="layout"):
         plots.frontier_figure(pd.DataFrame(rows).drop(columns="layout"))
+
+
+def test_leakage_heatmaps_show_every_cell_and_the_leakage_of_each_run():
+    m = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
+    fig = plots.leakage_heatmaps({"hyper-critic": m, "shared critic": m.flip(1)}, ["a", "b"])
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["hyper-critic\nleakage 0.20",
+                                                 "shared critic\nleakage 0.80"]
+    assert sorted(t.get_text() for t in panels[0].texts) == ["0.10", "0.30", "0.70", "0.90"]
+
+
+def test_scale_curves_draw_one_line_per_run_and_the_references():
+    import pandas as pd
+    rows = pd.DataFrame({"variant": ["x"] * 4 + ["y"] * 4, "seed": [0, 0, 1, 1] * 2,
+                         "scale": [0, 1] * 4, "leakage": [0.1, 0.2, 0.3, 0.4] * 2,
+                         "floor": [0.05] * 8})
+    fig = plots.scale_curves(rows, [("leakage", "leakage")], refs={"leakage": [("floor", "f")]})
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["x", "y", "f"]
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.2, 0.3])   # seed means
