@@ -63,12 +63,15 @@ class AblationRun:
 
 def variant_config(profile: str | Profile, variant: str, n_images: int,
                    **overrides: Any) -> HyperGANConfig:
-    """The mini-batch config of ``profile`` with ``variant``'s field (:data:`VARIANTS`)."""
+    """The mini-batch config of ``profile`` with ``variant``'s field (:data:`VARIANTS`) and the
+    profile's ``gan.ablation_iters_per_scale`` steps per scale."""
     if variant not in VARIANTS:
         raise ConfigError(f"unknown ablation variant {variant!r}; choose one of "
                           f"{', '.join(VARIANTS)}")
-    return HyperGANConfig.from_profile(get_profile(profile), "minibatch", n_images=n_images,
-                                       **{**VARIANTS[variant], **overrides})
+    prof = get_profile(profile)
+    fields = {"iters_per_scale": prof.gan.ablation_iters_per_scale, **VARIANTS[variant],
+              **overrides}
+    return HyperGANConfig.from_profile(prof, "minibatch", n_images=n_images, **fields)
 
 
 def _measure(model: HyperGAN, images: Sequence[torch.Tensor], scale: int, n_samples: int,

@@ -48,6 +48,8 @@ class GanConfig:
     """Optimisation of the GANs (SinGAN, ConSinGAN, MIL); REFERENCE §2–§4."""
     iters_per_scale: int = 2000   # SinGAN / single-image iterations per scale
     dataset_iters_per_scale: int = 4000  # MIL dataset training per scale (Places-50: 4000)
+    ablation_iters_per_scale: int = 2000  # per scale in the failure ablations (04, 05), which
+    #                                       train several variants × seeds per notebook
     batch_size: int = 16          # images per MIL mini-batch
     steps_d: int = 3              # discriminator steps per iteration (SinGAN 3, MIL 1)
     steps_g: int = 3              # generator steps per iteration (SinGAN 3, MIL 1)
@@ -121,7 +123,8 @@ PROFILES: dict[str, Profile] = {
         image=ImageConfig(max_size=32, min_size=12, n_scales=3, embed_size=32, n_images=3,
                           n_baseline_images=2, n_samples=4, n_diversity=4,
                           minibatch_sizes=(1, 2), n_seeds=1, n_ablation_seeds=1),
-        gan=GanConfig(iters_per_scale=20, dataset_iters_per_scale=20, batch_size=2, steps_d=1,
+        gan=GanConfig(iters_per_scale=20, dataset_iters_per_scale=20, ablation_iters_per_scale=20,
+                      batch_size=2, steps_d=1,
                       steps_g=1, channels=8, checkpoint_every=10, mil_channels=8,
                       embed_dim=16, backbone="resnet-small", mil_lr=5e-4),
         git=GitConfig(image_size=28, epochs=1, batch_size=64, n_instances=1,
@@ -135,7 +138,8 @@ PROFILES: dict[str, Profile] = {
         image=ImageConfig(max_size=64, min_size=16, n_scales=5, embed_size=64, n_images=10,
                           n_baseline_images=3, n_samples=20, n_diversity=20,
                           minibatch_sizes=(1, 3, 5), n_seeds=2),
-        gan=GanConfig(iters_per_scale=400, dataset_iters_per_scale=600, batch_size=4, steps_d=1,
+        gan=GanConfig(iters_per_scale=400, dataset_iters_per_scale=600,
+                      ablation_iters_per_scale=300, batch_size=4, steps_d=1,
                       steps_g=1, channels=16, checkpoint_every=100, mil_channels=16,
                       embed_dim=256, backbone="resnet-small", mil_lr=2.5e-4),
         # embed_dim 256, not 64: on the frontier's ablation (RESULTS.md, "Quality–cost
