@@ -45,3 +45,23 @@ def test_seed_summary_is_the_mean_and_a_t_interval():
     assert s.loc["a", "x"] == pytest.approx(2.0)
     assert s.loc["a", "x ±"] == pytest.approx(4.302652729911275 * 1.0 / math.sqrt(3))
     assert math.isnan(s.loc["b", "x ±"])
+
+
+def test_the_shared_critic_trains_and_resumes_in_the_minibatch_regime(tmp_path):
+    from mil_core.models.hypergan_train import train_hypergan
+
+    cfg = variant_config("smoke", "shared critic", 2, iters_per_scale=4, checkpoint_every=2)
+    assert cfg.discriminator == "shared" and cfg.batch_size == 2
+    full = train_hypergan(_images(), cfg, seed=0, device="cpu", show_progress=False)
+
+    def stop(model, step):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_hypergan(_images(), cfg, seed=0, device="cpu", show_progress=False,
+                       checkpoint_dir=tmp_path, step_callback=stop)
+    resumed = train_hypergan(_images(), cfg, seed=0, device="cpu", show_progress=False,
+                             checkpoint_dir=tmp_path, resume=True)
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
