@@ -1,0 +1,81 @@
+"""Interpolation between images' generators (mil_core.interpolation): exact endpoints, switch
+scale 0 = full interpolation, the slope of a known path, clear errors."""
+import pytest
+import torch
+
+from mil_core.errors import ConfigError
+from mil_core.interpolation import blended_weights, interpolation_path, path_slopes, smoothness
+from mil_core.models import HyperGANConfig
+from mil_core.models.hypergan_train import train_hypergan
+
+
+@pytest.fixture(scope="module")
+def trained():
+    g = torch.Generator().manual_seed(0)
+    imgs = [torch.rand(3, 30, 40, generator=g) * 2 - 1 for _ in range(2)]
+    cfg = HyperGANConfig.from_profile("smoke", "minibatch", 2, iters_per_scale=3)
+    model = train_hypergan(imgs, cfg, seed=0, device="cpu", show_progress=False)
+    return model, model.embed(imgs)
+
+
+def _equal(wa, wb):
+    return all(torch.equal(x, y) for (a, b), (c, d) in zip(wa, wb) for x, y in ((a, c), (b, d)))
+
+
+@pytest.mark.parametrize("method", ["embedding", "weights"])
+def test_the_endpoints_are_the_images_own_generators(trained, method):
+    model, e = trained
+    own_a, own_b = model.generator_weights(e[:1]), model.generator_weights(e[1:])
+    for s, (wa, wb) in enumerate(zip(blended_weights(model, e[0], e[1], 0.0, 0, method),
+                                     blended_weights(model, e[0], e[1], 1.0, 0, method))):
+        assert _equal(wa, own_a[s])
+        assert all(torch.allclose(x, y, atol=1e-6) for (a, b), (c, d) in zip(wb, own_b[s])
+                   for x, y in ((a, c), (b, d)))
+    path = interpolation_path(model, e[0], e[1], [0.0, 1.0], 0, method, seed=3)
+    noise = torch.Generator().manual_seed(3)
+    shapes = model.shapes
+    z = [torch.randn(1, 3, *s, generator=noise) for s in shapes]
+    with torch.no_grad():
+        a = model.run_scales(own_a, 1, noise=z).clamp(-1, 1)[0]
+    assert torch.equal(path[0], a)
+
+
+def test_a_late_switch_keeps_image_as_coarse_scales(trained):
+    model, e = trained
+    n = model.n_trained - 1
+    w = blended_weights(model, e[0], e[1], 0.7, n)
+    own_a = model.generator_weights(e[:1])
+    assert all(_equal(w[s], own_a[s]) for s in range(n))
+    assert not _equal(w[n], own_a[n])
+    full = blended_weights(model, e[0], e[1], 0.7, 0)
+    mixed = model.generator_weights(torch.lerp(e[:1], e[1:], 0.7))
+    assert all(_equal(full[s], mixed[s]) for s in range(model.n_trained))
+
+
+def test_path_slope_of_a_linear_path_is_its_mean_absolute_direction():
+    v = torch.randn(3, 5, 6, generator=torch.Generator().manual_seed(1))
+    alphas = [0.0, 0.1, 0.25, 0.7, 1.0]
+    path = torch.stack([a * v for a in alphas])
+    assert torch.allclose(path_slopes(path, alphas), torch.full((4,), float(v.abs().mean())),
+                          rtol=1e-5)
+    with pytest.raises(ConfigError, match="increase"):
+        path_slopes(path, [0.0, 0.5, 0.4, 0.7, 1.0])
+
+
+def test_smoothness_rows_cover_pairs_seeds_switches_and_steps(trained):
+    model, e = trained
+    df = smoothness(model, e, [(0, 1)], [0, 1], [0.0, 0.5, 1.0], [0, 1])
+    assert len(df) == 1 * 2 * 2 * 2 and set(df["switch"]) == {0, 1}
+    assert (df["slope"] >= 0).all()
+
+
+def test_bad_arguments_are_named(trained):
+    model, e = trained
+    with pytest.raises(ConfigError, match="alpha"):
+        blended_weights(model, e[0], e[1], 1.5)
+    with pytest.raises(ConfigError, match="switch scale"):
+        blended_weights(model, e[0], e[1], 0.5, model.n_trained)
+    with pytest.raises(ConfigError, match="e_b must be one embedding"):
+        blended_weights(model, e[0], e[1, :3], 0.5)
+    with pytest.raises(ConfigError, match="method"):
+        blended_weights(model, e[0], e[1], 0.5, 0, "pixels")
