@@ -79,3 +79,24 @@ def test_bad_arguments_are_named(trained):
         blended_weights(model, e[0], e[1, :3], 0.5)
     with pytest.raises(ConfigError, match="method"):
         blended_weights(model, e[0], e[1], 0.5, 0, "pixels")
+
+
+def test_the_explorer_builds_without_a_browser_and_its_callback_draws(trained):
+    import matplotlib
+    matplotlib.use("Agg")
+    import ipywidgets
+    from mil_core.explorer import interpolation_explorer, render
+
+    model, e = trained
+    img = render(model, e, 0, 1, 0.5, 0)
+    assert img.shape == (3, *model.shapes[model.n_trained - 1])
+    assert img.abs().max() <= 1.0
+    g = torch.Generator().manual_seed(0)
+    imgs = [torch.rand(3, 30, 40, generator=g) * 2 - 1 for _ in range(2)]
+    box = interpolation_explorer(model, imgs, ["a", "b"], interactive=True)
+    assert isinstance(box, ipywidgets.VBox)
+    fig = interpolation_explorer(model, imgs, ["a", "b"], interactive=False)
+    assert len([ax for ax in fig.axes if ax.get_images()]) == 5 * len({0, (model.n_trained - 1) // 2,
+                                                                       model.n_trained - 1})
+    with pytest.raises(ConfigError, match="image index b"):
+        render(model, e, 0, 2, 0.5, 0)
