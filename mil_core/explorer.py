@@ -76,6 +76,7 @@ def interpolation_explorer(model: HyperGAN, images: Sequence[torch.Tensor], name
 
 
 def _static(model: HyperGAN, emb: torch.Tensor, names: Sequence[str], seed: int):
+    import matplotlib.pyplot as plt
     from .plots import image_grid
 
     alphas = [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -85,5 +86,7 @@ def _static(model: HyperGAN, emb: torch.Tensor, names: Sequence[str], seed: int)
     for n in switches:
         tiles += list(interpolation_path(model, emb[0], emb[1], alphas, n, "embedding", seed))
         titles += [f"scales ≥ {n}, α={a:g}" for a in alphas]
-    return image_grid(tiles, titles, ncols=len(alphas), size=1.9,
-                      suptitle=f"{names[0]} → {names[1]} (static view of the explorer)")
+    fig = image_grid(tiles, titles, ncols=len(alphas), size=1.9,
+                     suptitle=f"{names[0]} → {names[1]} (static view of the explorer)")
+    plt.close(fig)          # shown once, as the cell's value, not again by the inline backend
+    return fig

@@ -11,6 +11,10 @@ capability no single-image GAN has. Two ways, both with a **switch scale** ``n``
   two generated weight sets (:func:`mil_core.models.hypernet.lerp_weights`).
 
 At ``α = 0`` both give image A's generator exactly, at ``α = 1`` image B's at the blended scales.
+In MIL's architecture the two are **the same blend**: a head is affine in the embedding
+(``θ = W·e + b``, then a fixed rescaling), so ``θ((1 − α)·e_A + α·e_B) = (1 − α)·θ(e_A) +
+α·θ(e_B)`` — equal up to float rounding (notebook 06 measures it). They would differ for heads
+with a non-linearity, or for weights not produced by one hyper-network.
 The noise maps are fixed along a path (:func:`interpolation_path`), so only the interpolation
 changes the output. Appendix F's **smoothness** is the slope of a path,
 ``‖x(α + Δα) − x(α)‖₁ / (Δα · size)`` with ``size`` the number of values of an output
@@ -108,8 +112,10 @@ def smoothness(model: HyperGAN, embeddings: torch.Tensor, pairs: Sequence[tuple[
                switches: Sequence[int], alphas: Sequence[float], seeds: Sequence[int],
                method: str = "embedding") -> pd.DataFrame:
     """Appendix F's study: one row per (pair, seed, switch scale, step of the α grid) with the
-    step's midpoint ``alpha`` and its ``slope`` (:func:`path_slopes`). ``embeddings``: (N, D)
-    of the images the ``pairs`` index."""
+    step's midpoint ``alpha``, its ``slope`` (:func:`path_slopes`) and the path's
+    ``cross-fade slope`` — the constant slope of the pixel cross-fade between the path's two
+    ends, ``‖x(α_last) − x(α_first)‖₁ / ((α_last − α_first) · size)``, the shortest path
+    there is. ``embeddings``: (N, D) of the images the ``pairs`` index."""
     alphas = list(alphas)
     mids = [(a + b) / 2 for a, b in zip(alphas[:-1], alphas[1:])]
     rows = []
@@ -118,7 +124,9 @@ def smoothness(model: HyperGAN, embeddings: torch.Tensor, pairs: Sequence[tuple[
             for n in switches:
                 path = interpolation_path(model, embeddings[i], embeddings[j], alphas, n,
                                           method, seed)
+                fade = float(path_slopes(path[[0, -1]], [alphas[0], alphas[-1]])[0])
                 for a, s in zip(mids, path_slopes(path, alphas).tolist()):
                     rows.append({"method": method, "pair": f"{i}→{j}", "seed": int(seed),
-                                 "switch": int(n), "alpha": a, "slope": s})
+                                 "switch": int(n), "alpha": a, "slope": s,
+                                 "cross-fade slope": fade})
     return pd.DataFrame(rows)

@@ -20,7 +20,7 @@ from .frontier import TOLERANCE, frontier_points
 
 __all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid",
            "training_curves", "ekld_size_figure", "slope_summary_figure", "frontier_figure",
-           "leakage_heatmaps", "scale_curves"]
+           "leakage_heatmaps", "scale_curves", "slope_curves"]
 
 
 def to_display(img: torch.Tensor) -> np.ndarray:
@@ -315,6 +315,32 @@ def scale_curves(rows: pd.DataFrame, columns: Sequence[tuple[str, str]],
         ax.set(title=label, xlabel="scale (coarse → fine)")
         ax.set_xticks(sorted(rows["scale"].unique()))
     axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def slope_curves(rows: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Appendix F's plot from :func:`mil_core.interpolation.smoothness` rows: one panel per
+    method, the slope against α, one line per switch scale (the mean over pairs and seeds) and a
+    band between its 25th and 75th percentiles."""
+    methods = list(dict.fromkeys(rows["method"]))
+    fig, axes = plt.subplots(1, len(methods), figsize=(5.4 * len(methods), 3.4), squeeze=False,
+                             sharey=True)
+    cmap = plt.get_cmap("viridis")
+    switches = sorted(rows["switch"].unique())
+    for ax, method in zip(axes[0], methods):
+        sub = rows[rows["method"] == method]
+        for k, n in enumerate(switches):
+            g = sub[sub["switch"] == n].groupby("alpha")["slope"]
+            colour = cmap(k / max(1, len(switches) - 1))
+            ax.plot(g.mean().index, g.mean().values, color=colour, lw=1.5, label=f"scales ≥ {n}")
+            ax.fill_between(g.mean().index, g.quantile(0.25).values, g.quantile(0.75).values,
+                            color=colour, alpha=0.15, lw=0)
+        ax.set(title=f"{method} interpolation", xlabel="α", yscale="log")
+    axes[0][0].set_ylabel("slope ‖Δx‖₁ / (Δα · size)")
+    axes[0][-1].legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

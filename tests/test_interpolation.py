@@ -100,3 +100,21 @@ def test_the_explorer_builds_without_a_browser_and_its_callback_draws(trained):
                                                                        model.n_trained - 1})
     with pytest.raises(ConfigError, match="image index b"):
         render(model, e, 0, 2, 0.5, 0)
+
+
+def test_weight_and_embedding_interpolation_agree_because_the_heads_are_affine(trained):
+    model, e = trained
+    for alpha in (0.3, 0.5):
+        wa = blended_weights(model, e[0], e[1], alpha, 0, "embedding")
+        wb = blended_weights(model, e[0], e[1], alpha, 0, "weights")
+        assert all(torch.allclose(x, y, atol=1e-5) for s in range(model.n_trained)
+                   for (a, b), (c, d) in zip(wa[s], wb[s]) for x, y in ((a, c), (b, d)))
+
+
+def test_the_cross_fade_slope_is_the_endpoints_distance(trained):
+    model, e = trained
+    df = smoothness(model, e, [(0, 1)], [0], [0.0, 0.5, 1.0], [0])
+    path = interpolation_path(model, e[0], e[1], [0.0, 1.0], 0, "embedding", 0)
+    assert df["cross-fade slope"].iloc[0] == pytest.approx(float((path[1] - path[0]).abs().mean()),
+                                                           rel=1e-5)
+    assert df["slope"].mean() >= df["cross-fade slope"].iloc[0] * (1 - 1e-5)  # triangle ineq.

@@ -99,3 +99,17 @@ def test_scale_curves_draw_one_line_per_run_and_the_references():
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["x", "y", "f"]
     assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.2, 0.3])   # seed means
+
+
+def test_slope_curves_draw_one_line_per_switch_scale_and_method():
+    import pandas as pd
+    rows = pd.DataFrame([{"method": m, "pair": "0→1", "seed": s, "switch": n, "alpha": a,
+                          "slope": 1.0 + n + s}
+                         for m in ("embedding", "weights") for s in (0, 1) for n in (0, 2)
+                         for a in (0.25, 0.75)])
+    fig = plots.slope_curves(rows)
+    assert [ax.get_title() for ax in fig.axes] == ["embedding interpolation",
+                                                   "weights interpolation"]
+    lines = fig.axes[0].get_lines()
+    assert [ln.get_label() for ln in lines] == ["scales ≥ 0", "scales ≥ 2"]
+    assert list(lines[1].get_ydata()) == pytest.approx([3.5, 3.5])      # mean over seeds
