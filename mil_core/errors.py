@@ -28,3 +28,8 @@ class ConfigError(MilError, ValueError):
 
 class TrainingError(MilError, RuntimeError):
     """Training cannot go on (e.g. a loss became NaN); the message names the last good checkpoint."""
+
+
+class NoveltyWarning(UserWarning):
+    """An input lies far outside what a model was trained on (e.g. a hyper-GAN asked to
+    generate for an image unlike its training images); its outputs may not follow the input."""

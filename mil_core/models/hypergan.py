@@ -23,6 +23,7 @@ and :meth:`HyperGAN.generator_weights` (for interpolation and feed-forward model
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,7 +34,9 @@ import torch.nn as nn
 from ..checkpoint import load_checkpoint, restore_run_log, save_checkpoint
 from ..data.pyramid import PyramidConfig, center_crop_to_aspect, plan_pyramid, resize_to
 from .. import validation as check
-from ..errors import CheckpointError, ConfigError, DataError
+
+from ..errors import CheckpointError, ConfigError, DataError, NoveltyWarning
+from ..novelty import NOVELTY_WARN, NoveltyReference
 from ..profiles import Profile, get_profile
 from .blocks import check_gan_image, upsample, zero_pad
 from .hypernet import NetWeights, PrimarySpec, ProjectionHeads, SharedWeights, primary_forward
@@ -276,6 +279,7 @@ class HyperGAN(nn.Module):
         self.register_buffer("z_star", z_star.detach().clone())     # (1, 3, H_0, W_0)
         self.noise_amps: list[float] = []
         self.history: list[dict[str, float]] = []
+        self.novelty: NoveltyReference | None = None   # the training embeddings (set by training)
         self.timings: dict[str, Any] = {"seconds_per_scale": [], "total_seconds": 0.0,
                                         "iters_per_second": 0.0, "device": "cpu",
                                         "world_size": 1, "n_images": 0}
@@ -331,6 +335,26 @@ class HyperGAN(nn.Module):
         x = self.embed_input(images).to(self.device)
         with torch.no_grad(), _eval_mode(self.G):
             return self.G.encoder(x)
+
+    def novelty_scores(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """``(B,)``: how far each image's embedding is from the training images'
+        (:mod:`mil_core.novelty`; ≲ 1 for inputs like the training images)."""
+        if self.novelty is None:
+            raise ConfigError("this HyperGAN has no training embeddings to compare with (it was "
+                              "trained on one image, or saved by an older mil_core)")
+        return self.novelty.score(self.embed(images))
+
+    def _warn_if_novel(self, e: torch.Tensor) -> None:
+        if self.novelty is None:
+            return
+        scores = self.novelty.score(e)
+        far = [(k, float(v)) for k, v in enumerate(scores) if v > NOVELTY_WARN]
+        if far:
+            listed = ", ".join(f"image {k}: {v:.1f}" for k, v in far)
+            warnings.warn(f"input far from the training images (novelty score {listed}; "
+                          f"above {NOVELTY_WARN} means farther than twice the spread of the "
+                          "training images): its samples may not follow it; check "
+                          "model.novelty_scores(images)", NoveltyWarning, stacklevel=3)
 
     def generator_weights(self, embeddings: torch.Tensor, stop: int | None = None
                           ) -> list[NetWeights]:
@@ -389,6 +413,8 @@ class HyperGAN(nn.Module):
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
             raise ConfigError(f"generate: n_samples must be a positive integer, got {n_samples!r}")
         e = self._embeddings(images, embeddings)
+        if images is not None:
+            self._warn_if_novel(e)
         shapes = self.shapes[:self.n_trained] if size is None else self.scaled_shapes(size)
         weights = self.generator_weights(e)
         b = e.shape[0]
@@ -437,7 +463,9 @@ class HyperGAN(nn.Module):
         return {"kind": _KIND, "version": _STATE_VERSION, "config": self.config.to_dict(),
                 "n_heads": len(self.G.heads), "noise_amps": [float(a) for a in self.noise_amps],
                 "z_star": self.z_star, "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "history": list(self.history), "timings": dict(self.timings)}
+                "history": list(self.history), "timings": dict(self.timings),
+                **({"novelty_embeddings": self.novelty.embeddings,
+                    "novelty_scale": self.novelty.scale} if self.novelty is not None else {})}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "HyperGAN":
@@ -453,6 +481,9 @@ class HyperGAN(nn.Module):
             model.G.load_state_dict(state["G"])
             model.D.load_state_dict(state["D"])
             restore_run_log(model, state)
+            if "novelty_embeddings" in state:
+                model.novelty = NoveltyReference(state["novelty_embeddings"].float().cpu(),
+                                                 float(state["novelty_scale"]))
         except (KeyError, TypeError, RuntimeError, ConfigError) as exc:
             raise CheckpointError(f"damaged HyperGAN checkpoint: {exc}") from exc
         return model.eval()

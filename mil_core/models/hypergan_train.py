@@ -51,6 +51,7 @@ from ..cli import add_debug_argument, run_main
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
 from ..levers import make_adam
 from ..losses import critic_loss, reconstruction_loss
+from ..novelty import fit_novelty
 from ..runtime import get_device, progress
 from .blocks import stream_seed as _stream_seed   # the training stream's seed (no z* replay)
 from .hypergan import HyperGAN, HyperGANConfig, canonical_shapes, critic_parameters
@@ -131,6 +132,17 @@ def _finest_rmse(model: HyperGAN, reals: list[torch.Tensor], emb: torch.Tensor, 
                                       reduction="sum"))
         model.G.train(was)
     return math.sqrt(total / reals[n].numel())
+
+
+def _embed_all(model: HyperGAN, emb: torch.Tensor, chunk: int) -> torch.Tensor:
+    """The generator's embeddings ``(N, D)`` of every training image (evaluation mode)."""
+    was = model.G.training
+    model.G.eval()
+    with torch.no_grad():
+        out = torch.cat([model.G.encoder(emb[i:i + chunk].to(model.device)).cpu()
+                         for i in range(0, emb.shape[0], chunk)])
+    model.G.train(was)
+    return out
 
 
 def _save(model: HyperGAN, path: Path | None, rank: int, world: int, extra: dict[str, Any]) -> None:
@@ -258,6 +270,8 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
         model.timings["iters_per_second"] = (cfg.iters_per_scale * model.n_trained / total
                                              if total > 0 else 0.0)
         model.timings["minutes_per_image"] = total / 60.0 / n_img
+        if n + 1 == model.n_scales and n_img > 1:      # kept in the final checkpoint
+            model.novelty = fit_novelty(_embed_all(model, emb, cfg.batch_size))
         _save(model, ckpt, rank, world, _extra(seed, digest, gen, sampler, n + 1, 0,
                                                pos["step"], 1.0, None, None))
         last_good = ckpt
