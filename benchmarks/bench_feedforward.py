@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import torch
@@ -27,18 +26,8 @@ import torch
 from mil_core.data import load_bundled
 from mil_core.models import HyperGANConfig, SinGANConfig, train_singan
 from mil_core.models.hypergan import HyperGAN
+from mil_core.roofline import median_seconds
 from mil_core.runtime import set_threads
-
-
-def median_seconds(fn, repeat: int = 5, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -60,7 +49,7 @@ def main() -> None:
     model.noise_amps = [1.0] * model.n_scales
     model.eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(0)
-    ff = median_seconds(lambda: model.generate([image], args.samples, generator=gen))
+    ff = median_seconds(lambda: model.generate([image], args.samples, generator=gen), repeat=5)
 
     over = {} if args.singan_iters is None else {"iters_per_scale": args.singan_iters}
     cfg = SinGANConfig.from_profile(args.profile, **over)
