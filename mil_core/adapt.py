@@ -18,6 +18,7 @@ and after, so quality can be read against ``steps`` for both starts.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -68,8 +69,6 @@ def adapt(model: HyperGAN, image: torch.Tensor, steps: int, init: str = "feedfor
     ``image``: (3, H, W) in [-1, 1] (cropped and resized to the model's pyramid). ``lr``: Adam
     step (default: the model's ``lr_g``). The model itself is left unchanged.
     """
-    import time
-
     model._require_trained()
     if model.n_trained != model.n_scales:
         raise ConfigError("adapt needs a fully trained hyper-GAN (every scale)")

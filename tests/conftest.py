@@ -34,3 +34,19 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+@pytest.fixture(scope="session")
+def tiny_hypergan():
+    """A hyper-GAN trained 3 steps per scale (smoke sizes) on two random images, and a third
+    image it never saw: ``(model, images, unseen)``. Shared by several test modules; tests
+    must not modify it."""
+    from mil_core.models import HyperGANConfig
+    from mil_core.models.hypergan_train import train_hypergan
+
+    g = torch.Generator().manual_seed(0)
+    imgs = [torch.rand(3, 30, 40, generator=g) * 2 - 1 for _ in range(2)]
+    cfg = HyperGANConfig.from_profile("smoke", "minibatch", 2, iters_per_scale=3)
+    model = train_hypergan(imgs, cfg, seed=0, device="cpu", show_progress=False)
+    unseen = torch.rand(3, 30, 40, generator=g) * 2 - 1
+    return model, imgs, unseen

@@ -4,17 +4,11 @@ import torch
 
 from mil_core.adapt import adapt
 from mil_core.errors import ConfigError
-from mil_core.models import HyperGANConfig
-from mil_core.models.hypergan_train import train_hypergan
 
 
-@pytest.fixture(scope="module")
-def trained():
-    g = torch.Generator().manual_seed(0)
-    imgs = [torch.rand(3, 30, 40, generator=g) * 2 - 1 for _ in range(2)]
-    cfg = HyperGANConfig.from_profile("smoke", "minibatch", 2, iters_per_scale=3)
-    model = train_hypergan(imgs, cfg, seed=0, device="cpu", show_progress=False)
-    unseen = torch.rand(3, 30, 40, generator=g) * 2 - 1
+@pytest.fixture
+def trained(tiny_hypergan):
+    model, _, unseen = tiny_hypergan
     return model, unseen
 
 

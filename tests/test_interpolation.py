@@ -5,16 +5,11 @@ import torch
 
 from mil_core.errors import ConfigError
 from mil_core.interpolation import blended_weights, interpolation_path, path_slopes, smoothness
-from mil_core.models import HyperGANConfig
-from mil_core.models.hypergan_train import train_hypergan
 
 
-@pytest.fixture(scope="module")
-def trained():
-    g = torch.Generator().manual_seed(0)
-    imgs = [torch.rand(3, 30, 40, generator=g) * 2 - 1 for _ in range(2)]
-    cfg = HyperGANConfig.from_profile("smoke", "minibatch", 2, iters_per_scale=3)
-    model = train_hypergan(imgs, cfg, seed=0, device="cpu", show_progress=False)
+@pytest.fixture
+def trained(tiny_hypergan):
+    model, imgs, _ = tiny_hypergan
     return model, model.embed(imgs)
 
 
