@@ -14,22 +14,26 @@ than a random initialisation trained the same way? :func:`adapt` runs both with 
 Per scale, coarse to fine, ``steps`` iterations of one critic step (WGAN-GP, Eq. 12) and one
 generator step (adversarial + ``α``·reconstruction, Eq. 13), Adam, earlier scales frozen, the
 hyper-GAN's noise amplitudes and ``z*``. Reported: the reconstruction MSE at every scale before
-and after, so quality can be read against ``steps`` for both starts.
+and after, so quality can be read against ``steps`` for both starts; :func:`adapt_curve` does
+that over a grid of ``steps`` and images, with the samples' SWD beside the reconstruction.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
 from .losses import critic_loss, reconstruction_loss
+from .metrics.swd import swd_per_sample
 from .models.hypergan import HyperGAN
 from .models.hypernet import NetWeights, SharedWeights, primary_forward
 
-__all__ = ["INITS", "Adapted", "adapt"]
+__all__ = ["INITS", "Adapted", "adapt", "adapt_curve"]
 
 INITS = ("feedforward", "random")
 
@@ -121,3 +125,29 @@ def adapt(model: HyperGAN, image: torch.Tensor, steps: int, init: str = "feedfor
     out.seconds = time.perf_counter() - t0
     out.rec_after = _rec_mse(model, weights, reals)
     return out
+
+
+def adapt_curve(model: HyperGAN, images: Sequence[torch.Tensor], names: Sequence[str],
+                steps: Sequence[int], inits: Sequence[str] = INITS, *, n_samples: int = 8,
+                seed: int = 0) -> pd.DataFrame:
+    """One row per (image, init, K): ``rec MSE`` at the finest scale after K steps per scale,
+    ``SWD ×1e3`` of ``n_samples`` samples against the image (fixed noise per image, the same
+    for every K and init) and the ``seconds`` the K steps took. Each K is its own run of
+    :func:`adapt` from the same start, so the rows of one init differ only in K."""
+    if len(images) != len(names):
+        raise ConfigError(f"adapt_curve: {len(images)} images but {len(names)} names")
+    bad = [i for i in inits if i not in INITS]
+    if bad:
+        raise ConfigError(f"adapt_curve: unknown init(s) {bad}; choose from {INITS}")
+    finest = model.pyramid(list(images))[model.n_scales - 1]               # (B, 3, H, W)
+    rows = []
+    for k, (image, name) in enumerate(zip(images, names)):
+        for init in inits:
+            for K in steps:
+                a = adapt(model, image, int(K), init, seed=seed)
+                fakes = a.sample(n_samples, torch.Generator().manual_seed(seed + k))
+                rows.append({"image": name, "init": init, "K": int(K),
+                             "rec MSE": a.rec_after[-1],
+                             "SWD ×1e3": float(swd_per_sample(finest[k], fakes)["mean"]),
+                             "seconds": a.seconds})
+    return pd.DataFrame(rows)

@@ -345,3 +345,29 @@ def slope_curves(rows: pd.DataFrame, title: str = "") -> plt.Figure:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def mean_curves(rows: pd.DataFrame, x: str, columns: Sequence[tuple[str, str]], by: str,
+                title: str = "", xlabel: str | None = None, logx: bool = False) -> plt.Figure:
+    """One panel per ``(column, label)``: the mean of ``column`` against ``x``, one line per
+    ``by`` value, with a band between the 25th and 75th percentiles of the rows at each ``x``
+    (the spread over images, say). Used for metrics against the training-set size N and
+    against the adaptation steps K (notebook 07)."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.3), squeeze=False)
+    for ax, (col, label) in zip(axes[0], columns):
+        for key, grp in rows.groupby(by, sort=False):
+            g = grp.groupby(x)[col]
+            xs = g.mean().index
+            line, = ax.plot(xs, g.mean().values, "o-", label=str(key), lw=1.5, ms=4)
+            ax.fill_between(xs, g.quantile(0.25).values, g.quantile(0.75).values,
+                            color=line.get_color(), alpha=0.18, lw=0)
+        ax.set(title=label, xlabel=xlabel or x)
+        if logx:
+            ax.set_xscale("symlog", linthresh=max(1.0, float(rows[x][rows[x] > 0].min())))
+        ax.set_xticks(sorted(rows[x].unique()))
+        ax.set_xticklabels([str(v) for v in sorted(rows[x].unique())])
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -41,6 +41,9 @@ class ImageConfig:
     minibatch_sizes: tuple[int, ...] = (1, 2, 3, 4, 5)  # fixed mini-batches of Table 2 (MIL: 1–5)
     n_seeds: int = 3             # training seeds per setting where a notebook shows error bars
     n_ablation_seeds: int = 3    # seeds per variant of the failure ablations (04, 05): CIs need 3
+    feedforward_train_sizes: tuple[int, ...] = (10, 20, 40)  # training-set sizes N of the
+    #                              Table 3 analog (07); paper: 500, 2500, 5000 Valley images
+    n_test_images: int = 9       # held-out images the feed-forward models never see (07)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class GanConfig:
     dataset_iters_per_scale: int = 4000  # MIL dataset training per scale (Places-50: 4000)
     ablation_iters_per_scale: int = 2000  # per scale in the failure ablations (04, 05), which
     #                                       train several variants × seeds per notebook
+    feedforward_iters_per_scale: int = 4000  # per scale for every N of the Table 3 analog
+    #                                          (07): the same steps whatever the data set size
+    adapt_steps: tuple[int, ...] = (0, 100, 500, 2000)  # fine-tuning steps per scale K at
+    #                                          which feed-forward-then-adapt is measured (07)
     batch_size: int = 16          # images per MIL mini-batch
     steps_d: int = 3              # discriminator steps per iteration (SinGAN 3, MIL 1)
     steps_g: int = 3              # generator steps per iteration (SinGAN 3, MIL 1)
@@ -122,8 +129,10 @@ PROFILES: dict[str, Profile] = {
         description="CI: every code path in seconds; numbers are not meaningful",
         image=ImageConfig(max_size=32, min_size=12, n_scales=3, embed_size=32, n_images=3,
                           n_baseline_images=2, n_samples=4, n_diversity=4,
-                          minibatch_sizes=(1, 2), n_seeds=1, n_ablation_seeds=1),
+                          minibatch_sizes=(1, 2), n_seeds=1, n_ablation_seeds=1,
+                          feedforward_train_sizes=(2, 4), n_test_images=2),
         gan=GanConfig(iters_per_scale=20, dataset_iters_per_scale=20, ablation_iters_per_scale=20,
+                      feedforward_iters_per_scale=10, adapt_steps=(0, 3),
                       batch_size=2, steps_d=1,
                       steps_g=1, channels=8, checkpoint_every=10, mil_channels=8,
                       embed_dim=16, backbone="resnet-small", mil_lr=5e-4),
@@ -139,7 +148,8 @@ PROFILES: dict[str, Profile] = {
                           n_baseline_images=3, n_samples=20, n_diversity=20,
                           minibatch_sizes=(1, 3, 5), n_seeds=2),
         gan=GanConfig(iters_per_scale=400, dataset_iters_per_scale=600,
-                      ablation_iters_per_scale=300, batch_size=4, steps_d=1,
+                      ablation_iters_per_scale=300, feedforward_iters_per_scale=400,
+                      adapt_steps=(0, 25, 100, 250), batch_size=4, steps_d=1,
                       steps_g=1, channels=16, checkpoint_every=100, mil_channels=16,
                       embed_dim=256, backbone="resnet-small", mil_lr=2.5e-4),
         # embed_dim 256, not 64: on the frontier's ablation (RESULTS.md, "Quality–cost

@@ -38,3 +38,18 @@ def test_bad_arguments_are_named(trained):
         adapt(model, unseen, 1, init="pretrained")
     with pytest.raises(ConfigError, match="steps"):
         adapt(model, unseen, -1)
+
+
+def test_adapt_curve_has_one_row_per_image_init_and_k(trained):
+    from mil_core.adapt import adapt_curve
+    model, unseen = trained
+    df = adapt_curve(model, [unseen], ["new"], [0, 2], n_samples=2)
+    assert len(df) == 4 and set(df["init"]) == {"feedforward", "random"}
+    ff0 = df[(df.init == "feedforward") & (df.K == 0)].iloc[0]
+    direct = adapt(model, unseen, 0)
+    assert ff0["rec MSE"] == pytest.approx(direct.rec_after[-1])
+    assert (df["SWD ×1e3"] > 0).all() and (df[df.K == 0]["seconds"] < 1).all()
+    with pytest.raises(ConfigError, match="unknown init"):
+        adapt_curve(model, [unseen], ["new"], [0], inits=["pretrained"])
+    with pytest.raises(ConfigError, match="1 images but 2 names"):
+        adapt_curve(model, [unseen], ["a", "b"], [0])

@@ -113,3 +113,16 @@ def test_slope_curves_draw_one_line_per_switch_scale_and_method():
     lines = fig.axes[0].get_lines()
     assert [ln.get_label() for ln in lines] == ["scales ≥ 0", "scales ≥ 2"]
     assert list(lines[1].get_ydata()) == pytest.approx([3.5, 3.5])      # mean over seeds
+
+
+def test_mean_curves_draw_the_mean_per_x_for_each_group():
+    import pandas as pd
+    rows = pd.DataFrame([{"init": i, "K": k, "image": m, "rec": k + m + (10 if i == "r" else 0)}
+                         for i in ("f", "r") for k in (0, 5, 50) for m in (0, 2)])
+    fig = plots.mean_curves(rows, "K", [("rec", "reconstruction")], by="init", logx=True)
+    ax = fig.axes[0]
+    assert ax.get_title() == "reconstruction" and ax.get_xscale() == "symlog"
+    lines = ax.get_lines()
+    assert [ln.get_label() for ln in lines] == ["f", "r"]
+    assert list(lines[1].get_ydata()) == pytest.approx([11, 16, 61])     # mean over images
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "5", "50"]

@@ -36,7 +36,7 @@ from ..data.pyramid import PyramidConfig, center_crop_to_aspect, plan_pyramid, r
 from .. import validation as check
 
 from ..errors import CheckpointError, ConfigError, DataError, NoveltyWarning
-from ..novelty import NOVELTY_WARN, NoveltyReference
+from ..novelty import NOVELTY_WARN, NoveltyReference, fit_novelty, reconstruction_ratio
 from ..profiles import Profile, get_profile
 from .blocks import check_gan_image, upsample, zero_pad
 from .hypernet import NetWeights, PrimarySpec, ProjectionHeads, SharedWeights, primary_forward
@@ -337,24 +337,38 @@ class HyperGAN(nn.Module):
             return self.G.encoder(x)
 
     def novelty_scores(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        """``(B,)``: how far each image's embedding is from the training images'
-        (:mod:`mil_core.novelty`; ≲ 1 for inputs like the training images)."""
+        """``(B,)``: each image's reconstruction ratio over the reference's 95th percentile
+        (:mod:`mil_core.novelty`; ≲ 1 when modelled as well as the reference images)."""
         if self.novelty is None:
-            raise ConfigError("this HyperGAN has no training embeddings to compare with (it was "
-                              "trained on one image, or saved by an older mil_core)")
-        return self.novelty.score(self.embed(images))
+            raise ConfigError("this HyperGAN has no novelty reference (it was trained on one "
+                              "image, or saved by an older mil_core); set one with "
+                              "model.calibrate_novelty(held_out_images)")
+        return self.novelty.score(self._reconstruction_ratios(images, self.embed(images)))
 
-    def _warn_if_novel(self, e: torch.Tensor) -> None:
+    def calibrate_novelty(self, images: torch.Tensor | Sequence[torch.Tensor]) -> NoveltyReference:
+        """Measure the novelty scale on ``images`` (≥ 2 held-out images like the training
+        ones) instead of the training images; returns and keeps the new reference."""
+        imgs = _as_image_list(images)
+        self.novelty = fit_novelty(self._reconstruction_ratios(imgs, self.embed(imgs)),
+                                   source="held-out")
+        return self.novelty
+
+    def _reconstruction_ratios(self, images: Any, e: torch.Tensor) -> torch.Tensor:
+        reals = self.pyramid(images)[self.n_trained - 1].to(self.device)
+        return reconstruction_ratio(self.reconstruct(embeddings=e), reals)
+
+    def _warn_if_novel(self, images: Any, e: torch.Tensor) -> None:
         if self.novelty is None:
             return
-        scores = self.novelty.score(e)
+        scores = self.novelty.score(self._reconstruction_ratios(images, e))
         far = [(k, float(v)) for k, v in enumerate(scores) if v > NOVELTY_WARN]
         if far:
             listed = ", ".join(f"image {k}: {v:.1f}" for k, v in far)
-            warnings.warn(f"input far from the training images (novelty score {listed}; "
-                          f"above {NOVELTY_WARN} means farther than twice the spread of the "
-                          "training images): its samples may not follow it; check "
-                          "model.novelty_scores(images)", NoveltyWarning, stacklevel=3)
+            warnings.warn(f"the generator emitted for this input reconstructs it worse than "
+                          f"{NOVELTY_WARN:g}× the {self.novelty.source} images' 95th percentile "
+                          f"(novelty score {listed}): the model is extrapolating and its samples "
+                          "may not follow the input; see model.novelty_scores(images)",
+                          NoveltyWarning, stacklevel=3)
 
     def generator_weights(self, embeddings: torch.Tensor, stop: int | None = None
                           ) -> list[NetWeights]:
@@ -414,7 +428,7 @@ class HyperGAN(nn.Module):
             raise ConfigError(f"generate: n_samples must be a positive integer, got {n_samples!r}")
         e = self._embeddings(images, embeddings)
         if images is not None:
-            self._warn_if_novel(e)
+            self._warn_if_novel(images, e)
         shapes = self.shapes[:self.n_trained] if size is None else self.scaled_shapes(size)
         weights = self.generator_weights(e)
         b = e.shape[0]
@@ -464,8 +478,8 @@ class HyperGAN(nn.Module):
                 "n_heads": len(self.G.heads), "noise_amps": [float(a) for a in self.noise_amps],
                 "z_star": self.z_star, "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "history": list(self.history), "timings": dict(self.timings),
-                **({"novelty_embeddings": self.novelty.embeddings,
-                    "novelty_scale": self.novelty.scale} if self.novelty is not None else {})}
+                **({"novelty_ratios": self.novelty.ratios, "novelty_scale": self.novelty.scale,
+                    "novelty_source": self.novelty.source} if self.novelty is not None else {})}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "HyperGAN":
@@ -481,9 +495,10 @@ class HyperGAN(nn.Module):
             model.G.load_state_dict(state["G"])
             model.D.load_state_dict(state["D"])
             restore_run_log(model, state)
-            if "novelty_embeddings" in state:
-                model.novelty = NoveltyReference(state["novelty_embeddings"].float().cpu(),
-                                                 float(state["novelty_scale"]))
+            if "novelty_ratios" in state:      # (older states kept embeddings: no reference)
+                model.novelty = NoveltyReference(state["novelty_ratios"].float().cpu(),
+                                                 float(state["novelty_scale"]),
+                                                 str(state.get("novelty_source", "training")))
         except (KeyError, TypeError, RuntimeError, ConfigError) as exc:
             raise CheckpointError(f"damaged HyperGAN checkpoint: {exc}") from exc
         return model.eval()

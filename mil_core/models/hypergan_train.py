@@ -51,7 +51,7 @@ from ..cli import add_debug_argument, run_main
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
 from ..levers import make_adam
 from ..losses import critic_loss, reconstruction_loss
-from ..novelty import fit_novelty
+from ..novelty import fit_novelty, reconstruction_ratio
 from ..runtime import get_device, progress
 from .blocks import stream_seed as _stream_seed   # the training stream's seed (no z* replay)
 from .hypergan import HyperGAN, HyperGANConfig, canonical_shapes, critic_parameters
@@ -134,15 +134,20 @@ def _finest_rmse(model: HyperGAN, reals: list[torch.Tensor], emb: torch.Tensor, 
     return math.sqrt(total / reals[n].numel())
 
 
-def _embed_all(model: HyperGAN, emb: torch.Tensor, chunk: int) -> torch.Tensor:
-    """The generator's embeddings ``(N, D)`` of every training image (evaluation mode)."""
+def _reconstruction_ratios(model: HyperGAN, finest: torch.Tensor, emb: torch.Tensor,
+                           chunk: int) -> torch.Tensor:
+    """``(N,)``: the novelty reference's reconstruction ratio of every training image
+    (:func:`mil_core.novelty.reconstruction_ratio`), evaluation mode."""
     was = model.G.training
     model.G.eval()
+    out = []
     with torch.no_grad():
-        out = torch.cat([model.G.encoder(emb[i:i + chunk].to(model.device)).cpu()
-                         for i in range(0, emb.shape[0], chunk)])
+        for i in range(0, emb.shape[0], chunk):
+            e = model.G.encoder(emb[i:i + chunk].to(model.device))
+            out.append(reconstruction_ratio(model.reconstruct(embeddings=e),
+                                            finest[i:i + chunk].to(model.device)))
     model.G.train(was)
-    return out
+    return torch.cat(out)
 
 
 def _save(model: HyperGAN, path: Path | None, rank: int, world: int, extra: dict[str, Any]) -> None:
@@ -271,7 +276,8 @@ def train_hypergan(images: Sequence[torch.Tensor] | torch.Tensor,
                                              if total > 0 else 0.0)
         model.timings["minutes_per_image"] = total / 60.0 / n_img
         if n + 1 == model.n_scales and n_img > 1:      # kept in the final checkpoint
-            model.novelty = fit_novelty(_embed_all(model, emb, cfg.batch_size))
+            model.novelty = fit_novelty(_reconstruction_ratios(model, reals[n], emb,
+                                                               cfg.batch_size))
         _save(model, ckpt, rank, world, _extra(seed, digest, gen, sampler, n + 1, 0,
                                                pos["step"], 1.0, None, None))
         last_good = ckpt
