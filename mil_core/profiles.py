@@ -80,6 +80,9 @@ class GitConfig:
     ekld_images_per_class: int = 40   # images per class for eKLD (official: 40)
     ekld_transforms: int = 100    # transform samples per image for eKLD (official: 100)
     munit_iters: int = 10_000     # MUNIT iterations (K49: 10k)
+    munit_dim: int = 64           # MUNIT width: first conv of both encoders and of the critic
+    munit_n_res: int = 4          # MUNIT residual blocks in the content encoder and the decoder
+    munit_mlp_dim: int = 256      # hidden width of MUNIT's style MLP (s -> AdaIN parameters)
     classifier: str = "resnet20"  # "resnet20" (K49, §6), "resnet32" (CIFAR) or "smallcnn" (fast)
 
 
@@ -138,6 +141,7 @@ PROFILES: dict[str, Profile] = {
                       embed_dim=16, backbone="resnet-small", mil_lr=5e-4),
         git=GitConfig(image_size=28, epochs=1, batch_size=64, n_instances=1,
                       ekld_images_per_class=4, ekld_transforms=4, munit_iters=20,
+                      munit_dim=8, munit_n_res=1, munit_mlp_dim=16,
                       classifier="smallcnn"),
         notebook_timeout_min=10.0,
     ),
@@ -157,6 +161,7 @@ PROFILES: dict[str, Profile] = {
         # steps per scale, and the fused-Adam / channels-last levers pay for its extra cost
         git=GitConfig(image_size=28, epochs=15, batch_size=32, n_instances=3,
                       ekld_images_per_class=20, ekld_transforms=20, munit_iters=2000,
+                      munit_dim=32, munit_n_res=2, munit_mlp_dim=64,
                       classifier="smallcnn"),
         notebook_timeout_min=45.0,
     ),

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["seed_everything", "get_rng_state", "set_rng_state", "get_device", "set_threads",
            "progress", "environment_report", "repo_root", "NotebookSetup", "notebook_setup",
-           "machine_line"]
+           "machine_line", "eval_mode"]
 
 T = TypeVar("T")
 
@@ -248,3 +248,18 @@ def notebook_setup(profile: str, seed: int = 0) -> NotebookSetup:
     print(f"profile: {prof.name} — {prof.description}")
     print(f"{machine_line(device, threads)}; seed {seed}")
     return NotebookSetup(prof, device, threads, gen, int(seed))
+
+
+class eval_mode:
+    """Context manager: ``module.eval()`` inside, the module's previous mode restored after
+    (inference methods of the models use it so that a call never leaves a model switched)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module, self.was = module, module.training
+
+    def __enter__(self) -> torch.nn.Module:
+        self.module.eval()
+        return self.module
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.train(self.was)

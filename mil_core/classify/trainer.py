@@ -38,6 +38,15 @@ Cao et al.'s code sets ``use_norm=True`` for LDAM). ``oracle``: the name of a nu
 (:mod:`mil_core.data.nuisance`) applied on the fly to every training batch with fresh parameters —
 GIT's upper bound, where the true transform replaces the generative model.
 
+GIT (Zhou et al. Sec. 4): with ``git_fraction`` > 0 and a trained generative model passed as
+``train_classifier(..., augmenter=munit)`` (anything with ``translate(x, generator=...)`` on
+images in [-1, 1], e.g. :class:`mil_core.models.munit.MUNIT`), from :func:`git_epoch` on — the
+first lr step, where GIT's code switches it on (``delayed_munit``) — ``round(git_fraction · b)``
+randomly chosen images of every batch of b are replaced by ``decode(content(x), s)``, s ~ N(0, I),
+labels kept, generated without gradients in one batched call. With ``git_threshold`` = thr, a
+chosen image of class c is replaced only with probability ``max((thr − n_c)/(thr − n_min), 0)``
+(n_c its class's training images, n_min the smallest class's): generation for the small classes.
+
 Images: the stored uint8 images become floats in [0, 1] (:func:`~mil_core.data.nuisance.to_float`);
 the models map them to [-1, 1] themselves (:mod:`mil_core.models.classifiers`). No other data
 augmentation is used.
@@ -77,12 +86,13 @@ from .losses import LOSSES, effective_number_weights, make_loss
 
 __all__ = ["ClassifierConfig", "ClassifierRun", "RULES", "CHECKPOINT_NAME", "step_epochs",
            "warmup_length", "lr_at_epoch", "switch_epoch", "epoch_plan", "schedule_phases",
-           "epoch_indices", "train_classifier", "evaluate", "predict_proba",
+           "epoch_indices", "git_epoch", "git_keep_probability", "git_augment", "train_classifier", "evaluate", "predict_proba",
            "recompute_bn_stats"]
 
 RULES = ("erm", "resample", "drs", "reweight", "drw")
 CHECKPOINT_NAME = "classifier.safetensors"   # written in ``checkpoint_dir`` after every epoch
 _ORACLE_TAG = 0x0AC1E                        # mixed into the oracle generator's seed
+_GIT_TAG = 0x617                             # mixed into the GIT augmentation's seed
 _KIND = "classifier"                         # state["kind"] of the checkpoint
 _STATE_VERSION = 1                           # state["version"]; newer ones are refused
 
@@ -108,6 +118,10 @@ class ClassifierConfig:
     ldam_s: float = 30.0                         # LDAM's logit scale (Cao et al.)
     oracle: str | None = None                    # nuisance applied to every training batch
                                                  # ("rot", "bg", "dil", "identity"), or None
+    git_fraction: float = 0.0                    # GIT: share of each batch replaced by the
+                                                 # augmenter's translations (GIT: 0.5; 0: off)
+    git_threshold: int | None = None             # GIT's per-class keep rule thr (None: every
+                                                 # class may be replaced)
     eval_every: int = 1                          # test-set evaluation every k epochs (0: only
                                                  # after the last; the last is always evaluated)
     seed: int = 0                                # seeds init, batch order, sampler and oracle
@@ -176,6 +190,13 @@ class ClassifierConfig:
                 or self.ldam_s <= 0:
             raise ConfigError("ClassifierConfig: ldam_max_m must be >= 0 and ldam_s > 0, got "
                               f"{self.ldam_max_m!r} and {self.ldam_s!r}")
+        if not is_num(self.git_fraction) or not 0 <= self.git_fraction <= 1:
+            raise ConfigError(f"ClassifierConfig.git_fraction must be in [0, 1], got "
+                              f"{self.git_fraction!r} (GIT: 0.5)")
+        if self.git_threshold is not None and (not is_int(self.git_threshold)
+                                               or self.git_threshold < 1):
+            raise ConfigError(f"ClassifierConfig.git_threshold must be None or a positive "
+                              f"integer (a class size), got {self.git_threshold!r}")
         if self.oracle is not None and self.oracle not in TRANSFORMS:
             raise ConfigError(f"ClassifierConfig.oracle must be None or one of "
                               f"{', '.join(sorted(TRANSFORMS))}, got {self.oracle!r}")
@@ -302,6 +323,58 @@ def epoch_indices(labels: torch.Tensor, balanced: bool, generator: torch.Generat
         sampler = class_balanced_sampler(labels, num_samples=n, generator=generator)
         return torch.tensor(list(iter(sampler)), dtype=torch.int64)
     return torch.randperm(n, generator=generator)
+
+
+def git_epoch(cfg: ClassifierConfig) -> int | None:
+    """The (0-based) epoch from which GIT replaces images: the first lr step (GIT's
+    ``delayed_munit``; :func:`switch_epoch`), or None when off or the run ends before it."""
+    return switch_epoch(cfg) if cfg.git_fraction > 0 else None
+
+
+def git_keep_probability(sizes: list[int], threshold: int | None) -> torch.Tensor:
+    """``(C,)``: per class, the probability that a chosen image is replaced,
+    ``max((thr − n_c)/(thr − n_min), 0)`` (GIT's optional rule), or all ones without ``thr``."""
+    n = torch.tensor(sizes, dtype=torch.float64)
+    if threshold is None:
+        return torch.ones_like(n)
+    n_min = float(n[n > 0].min())
+    if threshold <= n_min:
+        raise ConfigError(f"git_threshold {threshold} must exceed the smallest class's size "
+                          f"{int(n_min)}, or no class would ever be augmented")
+    return ((threshold - n) / (threshold - n_min)).clamp(min=0.0, max=1.0)
+
+
+@torch.no_grad()
+def git_augment(x: torch.Tensor, y: torch.Tensor, augmenter: Any, fraction: float,
+                keep: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, int]:
+    """GIT's batch: ``round(fraction · b)`` random images of ``x`` (b, 1, H, W) in [0, 1] chosen
+    (each then kept for generation with probability ``keep[y]``) and replaced by
+    ``augmenter.translate`` of them; returns the new batch and the number replaced. ``x`` is not
+    modified."""
+    b = x.shape[0]
+    k = int(round(fraction * b))
+    if k == 0:
+        return x, 0
+    idx = torch.randperm(b, generator=generator)[:k]                          # (k,)
+    p = keep.to(torch.float64)[y.cpu()[idx]]                                  # (k,)
+    idx = idx[torch.rand(k, generator=generator, dtype=torch.float64) < p]
+    if idx.numel() == 0:
+        return x, 0
+    idx = idx.to(x.device)
+    fake = augmenter.translate(x.index_select(0, idx) * 2 - 1, generator=generator)
+    out = x.clone()
+    out[idx] = ((fake.to(x.device, x.dtype) + 1) / 2).clamp(0, 1)
+    return out, int(idx.numel())
+
+
+def _augmenter_fingerprint(augmenter: Any) -> str | None:
+    if augmenter is None:
+        return None
+    h = hashlib.sha256()
+    for name, t in sorted(augmenter.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 # -----------------------------------------------------------------------------
@@ -458,7 +531,8 @@ class ClassifierRun:
     config: ClassifierConfig             # the config it was trained with
     history: list[dict[str, Any]]        # one row per epoch: epoch (0-based), lr, train_loss,
                                          # train_acc, acc, balanced_acc (None when not evaluated),
-                                         # balanced_sampling, class_weights, seconds
+                                         # balanced_sampling, class_weights, generated
+                                         # (images replaced by GIT), seconds
     per_class_acc: list[float]           # final test accuracy per class (NaN: no test image)
     class_sizes: list[int]               # training images per class
     timings: dict[str, Any] = field(default_factory=dict)   # seconds, train_seconds,
@@ -542,7 +616,8 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
                      *, device: str | torch.device | None = None,
                      checkpoint_dir: str | Path | None = None, resume: bool = False,
                      overwrite: bool = False, show_progress: bool = False,
-                     callback: Callable[[dict[str, Any]], None] | None = None) -> ClassifierRun:
+                     callback: Callable[[dict[str, Any]], None] | None = None,
+                     augmenter: Any = None) -> ClassifierRun:
     """Train ``cfg.model`` on the long-tailed ``train`` split with ``cfg.rule`` and ``cfg.loss``.
 
     ``test`` (or None) is evaluated every ``cfg.eval_every`` epochs and after the last.
@@ -551,7 +626,8 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
     there (same config and data) continues exactly. Without ``resume`` an existing checkpoint
     raises CheckpointError unless ``overwrite=True``, which replaces it when the first new epoch
     is saved (:func:`mil_core.checkpoint.prepare_checkpoint_path`). ``callback(row)`` runs after
-    every epoch (after its checkpoint) with that epoch's history row.
+    every epoch (after its checkpoint) with that epoch's history row. ``augmenter``: GIT's
+    trained generative model (module docstring), required when ``cfg.git_fraction`` > 0.
 
     Raises ConfigError / DataError for bad input and CheckpointError for a checkpoint of another
     run, all before any training, and TrainingError when the loss becomes NaN or infinite.
@@ -562,10 +638,17 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
                           f"{type(cfg).__name__}")
     cfg.validate()
     sizes = _check_data(train, test, cfg)
+    if cfg.git_fraction > 0 and not callable(getattr(augmenter, "translate", None)):
+        raise ConfigError("train_classifier: ClassifierConfig.git_fraction > 0 needs a trained "
+                          "augmenter with translate(x, generator=...), e.g. "
+                          "train_classifier(..., augmenter=train_munit(...))")
+    keep = git_keep_probability(sizes, cfg.git_threshold)
     dev = torch.device(device) if device is not None else get_device()
     ckpt = prepare_checkpoint_path(checkpoint_dir, CHECKPOINT_NAME, resume=resume,
                                    overwrite=overwrite)
     fingerprint = _fingerprint(train)
+    if cfg.git_fraction > 0:
+        fingerprint += ";augmenter=" + str(_augmenter_fingerprint(augmenter))
 
     # model (init seeded without touching the caller's global RNG) and optimizer
     with torch.random.fork_rng(devices=[]):
@@ -577,6 +660,8 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
                           weight_decay=cfg.weight_decay)
     order_gen = torch.Generator().manual_seed(cfg.seed)
     oracle_gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, _ORACLE_TAG))
+    git_gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, _GIT_TAG))
+    git_from = git_epoch(cfg)
     oracle = get_transform(cfg.oracle) if cfg.oracle is not None else None
     weights = effective_number_weights(sizes, cfg.beta) if cfg.rule in ("reweight", "drw") \
         else None
@@ -592,6 +677,8 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
         opt.load_state_dict(state["optimizer"])
         order_gen.set_state(state["generators"]["order"])
         oracle_gen.set_state(state["generators"]["oracle"])
+        if "git" in state["generators"]:
+            git_gen.set_state(state["generators"]["git"])
         history = list(state["history"])
         start_epoch = int(state["epoch"])
         seconds_before = float(state["seconds"])
@@ -613,13 +700,17 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
                               gamma=cfg.focal_gamma, max_m=cfg.ldam_max_m, s=cfg.ldam_s).to(dev)
         order = epoch_indices(train.labels, plan["balanced_sampling"], order_gen)   # (N,)
         model.train()
-        loss_sum, hit_sum, seen = 0.0, 0, 0
+        loss_sum, hit_sum, seen, generated = 0.0, 0, 0, 0
+        augment = git_from is not None and epoch >= git_from
         for step, start in enumerate(range(0, len(order), cfg.batch_size)):
             idx = order[start:start + cfg.batch_size].to(dev)       # (b,)
             x = to_float(images.index_select(0, idx))               # (b, 1, H, W) in [0, 1]
             y = labels.index_select(0, idx)                         # (b,)
             if oracle is not None:
                 x = oracle.apply(x, oracle.sample_params(x.shape[0], oracle_gen))
+            if augment:
+                x, n_gen = git_augment(x, y, augmenter, cfg.git_fraction, keep, git_gen)
+                generated += n_gen
             logits = model(x)                                       # (b, C)
             loss = criterion(logits, y)
             if not torch.isfinite(loss):
@@ -643,7 +734,7 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
         row: dict[str, Any] = {"epoch": epoch, "lr": plan["lr"], "train_loss": loss_sum / seen,
                                "train_acc": hit_sum / seen, "acc": None, "balanced_acc": None,
                                "balanced_sampling": plan["balanced_sampling"],
-                               "class_weights": plan["class_weights"]}
+                               "class_weights": plan["class_weights"], "generated": generated}
         if test is not None and (last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):
             metrics = evaluate(model, test, device=dev)
             row["acc"], row["balanced_acc"] = metrics["acc"], metrics["balanced_acc"]
@@ -659,7 +750,8 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
                      "train_seconds": train_seconds,
                      "model": model.state_dict(), "optimizer": opt.state_dict(),
                      "generators": {"order": order_gen.get_state(),
-                                    "oracle": oracle_gen.get_state()},
+                                    "oracle": oracle_gen.get_state(),
+                                    "git": git_gen.get_state()},
                      "history": history, "class_sizes": sizes}
             save_checkpoint(ckpt, state, {"kind": _KIND, "epoch": epoch + 1,
                                           "model": cfg.model, "rule": cfg.rule,

@@ -18,6 +18,9 @@
   :func:`sample_table`: those rows for a set of single-image models.
 - :func:`frechet_distance`, :func:`feature_stats`: the Fréchet distance used by SIFID.
 - :func:`ekld`, :class:`EKLDResult`, :func:`bootstrap_ci`: GIT's per-class eKLD invariance (§6).
+- :func:`fidelity`: how far a MUNIT's style swaps are from GIT's true ROT / BG / DIL transform
+  (1-D Wasserstein-1 of :func:`estimated_rotation`, :func:`background_levels`,
+  :func:`stroke_stats`); :func:`linear_readout`, :func:`class_readout`: what a style code holds.
 """
 from .frechet import feature_stats, frechet_distance
 from .inception import (INCEPTION_WEIGHTS_ENV, INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL,
@@ -34,6 +37,11 @@ from .leakage import Leakage, leakage, leakage_floor, patch_owners
 from .report import image_metrics, sample_table
 from .ekld import (CONFIDENCE_COLUMNS, INPUT_KINDS, EKLDResult, bootstrap_ci, ekld,
                    kl_from_logits, predictive_entropy)
+from .fidelity import (FIDELITY_TRANSFORMS, STROKE_STATS, ClassReadout, LevelHistogram,
+                       angle_targets, background_histogram, background_levels, background_mask,
+                       circular_wasserstein_1d, class_readout, estimated_rotation, fidelity,
+                       linear_readout, rotation_grid, stroke_stats, wasserstein_1d,
+                       wasserstein_to_uniform_levels)
 
 __all__ = [
     "feature_stats", "frechet_distance",
@@ -48,4 +56,8 @@ __all__ = [
     "image_metrics", "sample_table",
     "CONFIDENCE_COLUMNS", "INPUT_KINDS", "EKLDResult", "bootstrap_ci", "ekld", "kl_from_logits",
     "predictive_entropy",
+    "FIDELITY_TRANSFORMS", "STROKE_STATS", "ClassReadout", "LevelHistogram", "angle_targets",
+    "background_histogram", "background_levels", "background_mask", "circular_wasserstein_1d",
+    "class_readout", "estimated_rotation", "fidelity", "linear_readout", "rotation_grid",
+    "stroke_stats", "wasserstein_1d", "wasserstein_to_uniform_levels",
 ]

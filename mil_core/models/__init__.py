@@ -9,3 +9,5 @@ from .hypergan import REGIMES, HyperGAN, HyperGANConfig
 # the trainer (mil_core.models.hypergan_train) is not imported here: it is also the command-line
 # entry point `python -m mil_core.models.hypergan_train`, which must not be imported twice.
 from .classifiers import CLASSIFIERS, CifarResNet, SmallCNN, make_classifier
+from .munit import MUNIT, MUNITConfig
+from .munit_train import train_munit

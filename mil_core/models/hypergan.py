@@ -38,6 +38,7 @@ from .. import validation as check
 from ..errors import CheckpointError, ConfigError, DataError, NoveltyWarning
 from ..novelty import NOVELTY_WARN, NoveltyReference, fit_novelty, reconstruction_ratio
 from ..profiles import Profile, get_profile
+from ..runtime import eval_mode
 from .blocks import check_gan_image, upsample, zero_pad
 from .hypernet import NetWeights, PrimarySpec, ProjectionHeads, SharedWeights, primary_forward
 from .resnet import ResNetEncoder, backbone_config
@@ -333,7 +334,7 @@ class HyperGAN(nn.Module):
     def embed(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         """The hyper-generator's embeddings ``e(I)``: (B, embed_dim), evaluation mode."""
         x = self.embed_input(images).to(self.device)
-        with torch.no_grad(), _eval_mode(self.G):
+        with torch.no_grad(), eval_mode(self.G):
             return self.G.encoder(x)
 
     def novelty_scores(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -377,7 +378,7 @@ class HyperGAN(nn.Module):
         without gradients (detached)."""
         self._require_trained()
         e = _check_embeddings(embeddings, self.config.embed_dim).to(self.device)
-        with torch.no_grad(), _eval_mode(self.G):
+        with torch.no_grad(), eval_mode(self.G):
             return self.G.weights_from_embedding(e, self.n_trained if stop is None else stop)
 
     def run_scales(self, weights: list[NetWeights], n_samples: int, *,
@@ -433,7 +434,7 @@ class HyperGAN(nn.Module):
         weights = self.generator_weights(e)
         b = e.shape[0]
         noise = [torch.randn(b * n_samples, 3, *s, generator=generator) for s in shapes]
-        with torch.no_grad(), _eval_mode(self.G):
+        with torch.no_grad(), eval_mode(self.G):
             out = self.run_scales(weights, n_samples, shapes=shapes, noise=noise)
         return out.clamp(-1, 1).reshape(b, n_samples, 3, *shapes[-1])
 
@@ -520,19 +521,6 @@ class HyperGAN(nn.Module):
         model = cls.from_state(load_checkpoint(path, map_location="cpu"))
         return model.to(map_location) if map_location is not None else model
 
-
-class _eval_mode:
-    """Context manager: ``module.eval()`` inside, the previous mode restored after."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.module, self.was = module, module.training
-
-    def __enter__(self) -> nn.Module:
-        self.module.eval()
-        return self.module
-
-    def __exit__(self, *exc: object) -> None:
-        self.module.train(self.was)
 
 
 def _as_image_list(images: Any) -> list[torch.Tensor]:
