@@ -207,3 +207,28 @@ def test_slope_table_floors_zero_ekld_and_rejects_bad_input():
         slope_table(t.drop(columns="ekld"))
     with pytest.raises(ConfigError, match="level"):
         slope_table(t, level=1.5)
+
+
+def test_git_rows_use_the_split_s_augmenter_and_mark_themselves():
+    from mil_core.classify.sweep import GIT, git_name, train_augmenter
+    calls = []
+
+    class Recorder:
+        """A stand-in MUNIT: returns the images unchanged and counts the images it translated."""
+        def translate(self, x, generator=None):
+            calls.append(x.shape[0])
+            return x
+
+        def state_dict(self):
+            return {"w": torch.zeros(1)}
+
+    table = run_sweep("smoke", datasets=["digits"], transforms=["rot"], rules=["drs"],
+                      oracle=False, git=["drs"], augmenters={("digits", "rot", 0): Recorder()},
+                      show_progress=False, epochs=3, warmup_epochs=1, lr_steps=(0.34, 0.67))
+    assert set(table["rule"]) == {"drs", git_name("drs")} and GIT in git_name("erm")
+    assert table.groupby("rule")["git"].first().to_dict() == {"drs": False, "drs+git": True}
+    assert sum(calls) > 0                                     # epochs 1 and 2 were augmented
+    with pytest.raises(ConfigError, match="git must be distinct rules"):
+        run_sweep("smoke", datasets=["digits"], git=["gan"], show_progress=False)
+    munit = train_augmenter(make_split("digits", "rot", 0, 0), "smoke", seed=0)
+    assert munit.config.iters == 20 and len(munit.history) > 0

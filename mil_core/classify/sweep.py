@@ -10,7 +10,10 @@ GIT's experiment (Zhou et al., ICLR 2022, Sec. 3–4; REFERENCE §6), for each c
    reference, the *oracle* of that rule: the same rule on the clean images with the true
    transform applied on the fly, fresh parameters for every batch (GIT's upper bound: CE+DRS is
    bounded by CE+DRS+oracle, not by an ERM oracle). Its rows are named ``"<rule>+oracle"``
-   (:func:`oracle_name`), e.g. ``"drs+oracle"``;
+   (:func:`oracle_name`), e.g. ``"drs+oracle"``; and, with ``git=(rules)``, the same rule with
+   GIT's augmentation — half of every batch from the first lr step translated by a single-domain
+   MUNIT trained on this split's transformed training images (:func:`train_augmenter`; Zhou et
+   al. Sec. 4), rows ``"<rule>+git"`` (:func:`git_name`), column ``git=True``;
 4. evaluate accuracy on the transformed test split, and eKLD per class on the *clean* test
    images (x clean, x' = T(x) — the pairing of :func:`mil_core.metrics.ekld`), with the
    confidence summaries that eKLD depends on (entropy and largest probability of p(·|x) and
@@ -37,17 +40,21 @@ import torch
 
 from ..data.longtail import get_longtail_spec, make_long_tailed
 from ..data.mnist_like import ImageSet, load_git_dataset
-from ..data.nuisance import get_transform, transform_dataset
+from ..data.nuisance import get_transform, to_float, transform_dataset
 from ..errors import ConfigError
 from ..metrics.ekld import ekld
+from ..models.munit import MUNIT, MUNITConfig
+from ..models.munit_train import train_munit
 from ..profiles import Profile, get_profile
 from ..runtime import progress
 from .trainer import RULES, ClassifierConfig, evaluate, recompute_bn_stats, train_classifier
 
 __all__ = ["LongTailSplit", "make_split", "run_sweep", "trend_table", "slope_table", "ORACLE",
-           "BN_STATS", "EKLD_FLOOR", "oracle_name", "sweep_runs"]
+           "BN_STATS", "EKLD_FLOOR", "oracle_name", "sweep_runs", "GIT", "git_name",
+           "train_augmenter"]
 
 ORACLE = "oracle"   # the tag of the oracle rows: rule "<train rule>+oracle", column oracle=True
+GIT = "git"         # the tag of GIT's rows: rule "<train rule>+git", column git=True
 BN_STATS = ("running", "instance")   # run_sweep(bn_stats=...): see its docstring
 EKLD_FLOOR = 1e-6   # eKLD below this is taken as this before a logarithm (slope_table)
 
@@ -88,6 +95,23 @@ def oracle_name(rule: str) -> str:
     return f"{rule}+{ORACLE}"
 
 
+def git_name(rule: str) -> str:
+    """The rule name of train rule ``rule`` with GIT's augmentation: ``"drs+git"``."""
+    return f"{rule}+{GIT}"
+
+
+def train_augmenter(split: LongTailSplit, profile: str | Profile, seed: int = 0,
+                    device: str | torch.device | None = None, show_progress: bool = False,
+                    **munit_overrides: Any) -> MUNIT:
+    """GIT's generative model for one split: a single-domain MUNIT
+    (:func:`mil_core.models.munit_train.train_munit`, the profile's config) trained on the
+    split's *transformed* long-tailed training images, both sides class-balanced."""
+    x = to_float(split.train.images) * 2 - 1                         # (N, 1, H, W) in [-1, 1]
+    cfg = MUNITConfig.from_profile(profile, **munit_overrides)
+    return train_munit(x, split.train.labels, cfg, seed=seed, device=device,
+                       show_progress=show_progress)
+
+
 def sweep_runs(rules: Sequence[str], oracle: bool | Sequence[str] = True,
                oracle_rule: str | None = None) -> list[tuple[str, str, bool]]:
     """The classifiers :func:`run_sweep` trains per cell: ``(name, train rule, oracle?)``.
@@ -122,6 +146,8 @@ def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
               oracle: bool | Sequence[str] = True, oracle_rule: str | None = None,
               instances: int | None = None, loss: str = "ce", seed: int = 0,
               bn_stats: str | Sequence[str] = "running",
+              git: Sequence[str] = (), git_fraction: float = 0.5,
+              augmenters: dict[tuple[str, str, int], Any] | None = None,
               device: str | torch.device | None = None,
               show_progress: bool = True, **config_overrides: Any) -> pd.DataFrame:
     """Train and measure every cell of the grid; one row per class (see the module docstring).
@@ -146,13 +172,24 @@ def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
     balanced batches at any lr, after weights were trained under the instance-balanced mix,
     which can cost it more balanced accuracy than its re-balanced weights gain (trainer
     docstring).
+
+    ``git``: train rules to run once more with GIT (``git=("drs",)``: the paper's CE+DRS+GIT),
+    replacing ``git_fraction`` of every batch from the first lr step; their augmenter for the
+    cell ``(dataset, transform, instance)`` is ``augmenters[cell]`` when given (e.g. MUNITs a
+    notebook trained and inspected first), else :func:`train_augmenter` with seed
+    ``seed + instance``. Instance ``i``'s GIT run shares the seed of its rule.
     """
     prof = get_profile(profile)
     datasets = list(prof.git.datasets if datasets is None else datasets)
     n_inst = prof.git.n_instances if instances is None else int(instances)
     if n_inst < 1:
         raise ConfigError(f"run_sweep: instances must be >= 1, got {instances!r}")
-    runs = sweep_runs(rules, oracle, oracle_rule)
+    runs = [(*r, False) for r in sweep_runs(rules, oracle, oracle_rule)]
+    git = list(git)
+    bad = [r for r in git if r not in RULES]
+    if bad or len(set(git)) != len(git):
+        raise ConfigError(f"run_sweep: git must be distinct rules of {RULES}, got {git}")
+    runs += [(git_name(r), r, False, True) for r in git]
     bn_list = [bn_stats] if isinstance(bn_stats, str) else list(bn_stats)
     if not bn_list or any(b not in BN_STATS for b in bn_list) or len(set(bn_list)) < len(bn_list):
         raise ConfigError(f"run_sweep: bn_stats must be one of {BN_STATS} or a sequence of "
@@ -172,12 +209,19 @@ def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
         if d not in cache:
             cache[d] = load_git_dataset(d)
         split = make_split(cache[d], t, i, seed)
-        for name, rule, is_oracle in runs:
+        augmenter = None
+        if git:
+            augmenter = (augmenters or {}).get((d, t, i))
+            if augmenter is None:
+                augmenter = train_augmenter(split, prof, int(seed) + i, device)
+        for name, rule, is_oracle, is_git in runs:
             cfg = ClassifierConfig.from_profile(
                 prof, **{"rule": rule, "loss": loss, "seed": int(seed) + i, "eval_every": 0,
-                         "oracle": t if is_oracle else None, **config_overrides})
+                         "oracle": t if is_oracle else None,
+                         "git_fraction": git_fraction if is_git else 0.0, **config_overrides})
             train_set = split.train_clean if is_oracle else split.train
-            run = train_classifier(train_set, split.test, cfg, device=device)
+            run = train_classifier(train_set, split.test, cfg, device=device,
+                                   augmenter=augmenter if is_git else None)
             for bn in bn_list:
                 model, metrics = run.model, {"acc": run.acc, "balanced_acc": run.balanced_acc,
                                              "per_class_acc": run.per_class_acc}
@@ -190,7 +234,7 @@ def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
                 frame = _measure(model, split, t, prof, int(seed) + i, device)
                 for col, value in (("dataset", d), ("transform", t), ("instance", i),
                                    ("rule", name), ("train_rule", rule), ("oracle", is_oracle),
-                                   ("bn_stats", bn))[::-1]:
+                                   ("git", is_git), ("bn_stats", bn))[::-1]:
                     frame.insert(0, col, value)
                 frame["class_acc"] = metrics["per_class_acc"]
                 frame["acc"] = metrics["acc"]
