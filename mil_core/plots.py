@@ -371,3 +371,21 @@ def mean_curves(rows: pd.DataFrame, x: str, columns: Sequence[tuple[str, str]], 
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def loss_curves(histories: dict[str, Sequence[dict]], keys: Sequence[tuple[str, str]],
+                title: str = "", smooth: int = 10) -> plt.Figure:
+    """Logged losses of single-stage runs (e.g. MUNIT's ``history``): one panel per ``(column,
+    title)``, x = ``iter``, one line per run, a running mean over ``smooth`` logged rows."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.0), squeeze=False)
+    for name, rows in histories.items():
+        df = pd.DataFrame(list(rows))
+        for ax, (col, label) in zip(axes[0], keys):
+            y = df[col].rolling(max(1, smooth), min_periods=1).mean()
+            ax.plot(df["iter"], y, label=str(name), lw=1.3)
+            ax.set(title=label, xlabel="iteration")
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

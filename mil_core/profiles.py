@@ -83,6 +83,8 @@ class GitConfig:
     munit_dim: int = 64           # MUNIT width: first conv of both encoders and of the critic
     munit_n_res: int = 4          # MUNIT residual blocks in the content encoder and the decoder
     munit_mlp_dim: int = 256      # hidden width of MUNIT's style MLP (s -> AdaIN parameters)
+    munit_datasets: tuple[str, ...] = ("digits", "animals")  # datasets of notebook 10, one
+    #                               MUNIT per dataset × transform (instance 0)
     classifier: str = "resnet20"  # "resnet20" (K49, §6), "resnet32" (CIFAR) or "smallcnn" (fast)
 
 
@@ -139,9 +141,9 @@ PROFILES: dict[str, Profile] = {
                       batch_size=2, steps_d=1,
                       steps_g=1, channels=8, checkpoint_every=10, mil_channels=8,
                       embed_dim=16, backbone="resnet-small", mil_lr=5e-4),
-        git=GitConfig(image_size=28, epochs=1, batch_size=64, n_instances=1,
+        git=GitConfig(image_size=28, epochs=2, batch_size=64, n_instances=1,
                       ekld_images_per_class=4, ekld_transforms=4, munit_iters=20,
-                      munit_dim=8, munit_n_res=1, munit_mlp_dim=16,
+                      munit_dim=8, munit_n_res=1, munit_mlp_dim=16, munit_datasets=("digits",),
                       classifier="smallcnn"),
         notebook_timeout_min=10.0,
     ),
@@ -161,7 +163,7 @@ PROFILES: dict[str, Profile] = {
         # steps per scale, and the fused-Adam / channels-last levers pay for its extra cost
         git=GitConfig(image_size=28, epochs=15, batch_size=32, n_instances=3,
                       ekld_images_per_class=20, ekld_transforms=20, munit_iters=2000,
-                      munit_dim=32, munit_n_res=2, munit_mlp_dim=64,
+                      munit_dim=32, munit_n_res=2, munit_mlp_dim=64, munit_datasets=("digits",),
                       classifier="smallcnn"),
         notebook_timeout_min=45.0,
     ),

@@ -583,7 +583,7 @@ def test_predict_proba(base_run, digits_lt):
 
 def test_from_profile():
     smoke = ClassifierConfig.from_profile("smoke")
-    assert (smoke.model, smoke.epochs, smoke.batch_size) == ("smallcnn", 1, 64)
+    assert (smoke.model, smoke.epochs, smoke.batch_size) == ("smallcnn", 2, 64)
     paper = ClassifierConfig.from_profile("paper", rule="drs", seed=7)
     assert (paper.model, paper.epochs, paper.batch_size, paper.rule) == ("resnet20", 50, 128,
                                                                          "drs")

@@ -126,3 +126,12 @@ def test_mean_curves_draw_the_mean_per_x_for_each_group():
     assert [ln.get_label() for ln in lines] == ["f", "r"]
     assert list(lines[1].get_ydata()) == pytest.approx([11, 16, 61])     # mean over images
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "5", "50"]
+
+
+def test_loss_curves_smooth_each_run_over_its_iterations():
+    hist = {"a": [{"iter": i, "loss": float(i % 2)} for i in range(4)]}
+    fig = plots.loss_curves(hist, [("loss", "L")], smooth=2)
+    line = fig.axes[0].get_lines()[0]
+    assert list(line.get_xdata()) == [0, 1, 2, 3]
+    assert list(line.get_ydata()) == pytest.approx([0.0, 0.5, 0.5, 0.5])
+    assert fig.axes[0].get_title() == "L" and line.get_label() == "a"

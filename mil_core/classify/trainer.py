@@ -258,7 +258,7 @@ def switch_epoch(cfg: ClassifierConfig) -> int | None:
     """The (0-based) epoch from which ``drs`` / ``drw`` balance: the first lr step (Cao et al.).
 
     K49 (50 epochs): 30; CIFAR (200, (0.8, 0.9)): 160; the ``cpu`` profile (15): 9. None when
-    the run ends before its first lr step (then DRS and DRW are ERM; ``smoke``'s one epoch).
+    the run ends before its first lr step (then DRS and DRW are ERM; a one-epoch run).
     """
     first = step_epochs(cfg)[0] if cfg.lr_steps else cfg.epochs
     return first if first < cfg.epochs else None
