@@ -24,7 +24,7 @@ from .data.nuisance import get_transform, to_float, to_uint8
 from .errors import ConfigError, DataError
 from .metrics.fidelity import angle_targets, class_readout, linear_readout
 
-__all__ = ["transform_targets", "style_readout", "content_kept"]
+__all__ = ["transform_targets", "style_readout", "content_kept", "file_benchmarks", "FILE_BENCHMARKS"]
 
 
 def transform_targets(transform: str, params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -78,3 +78,60 @@ def content_kept(munit: Any, classifier: torch.nn.Module, data: ImageSet, *,
     return {"acc real": real["acc"], "acc translated": trans["acc"],
             "per class real": real["per_class_acc"],
             "per class translated": trans["per_class_acc"]}
+
+
+# -----------------------------------------------------------------------------
+# the paper's own benchmarks, for users who have the files
+
+# Paper's rows (Zhou et al. Table 2, REFERENCE §6): CE+DRS+GIT top-1 error (%), ρ = 100.
+_PAPER_NAMES = {"cifar10": "CIFAR-10-LT", "cifar100": "CIFAR-100-LT"}
+FILE_BENCHMARKS = ("k49", "cifar10", "cifar100")
+
+
+def file_benchmarks(profile: Any, root: str | None, datasets: tuple[str, ...] = FILE_BENCHMARKS,
+                    *, seed: int = 0, device: Any = None, show_progress: bool = False
+                    ) -> tuple[Any, dict[str, str]]:
+    """CE, CE+DRS and CE+DRS+GIT on GIT's benchmarks read from files under ``root``: K49-LT
+    with ROT / BG / DIL (and the DRS oracle), CIFAR-10/100-LT with their natural nuisances only
+    (transform "identity"; CIFAR's recipe, :func:`mil_core.classify.sweep.classifier_recipe`).
+
+    Returns ``(table, skipped)``: one row per (dataset, transform, rule) with accuracy, balanced
+    accuracy, top-1 error in % and the paper's error where it reports one; ``skipped`` maps each
+    dataset whose files are not under ``root`` (or ``root`` is None) to the loader's message.
+    """
+    import pandas as pd
+
+    from .classify.sweep import run_sweep
+    from .data.mnist_like import load_git_dataset
+    from .paper import GIT_CIFAR_LT_ERROR
+
+    unknown = [d for d in datasets if d not in FILE_BENCHMARKS]
+    if unknown:
+        raise ConfigError(f"file_benchmarks: unknown dataset(s) {unknown}; choose from "
+                          f"{list(FILE_BENCHMARKS)}")
+    skipped: dict[str, str] = {}
+    frames = []
+    for d in datasets:
+        try:
+            load_git_dataset(d, root=root, split="test")
+        except DataError as exc:
+            skipped[d] = str(exc)
+            continue
+        cifar = d.startswith("cifar")
+        table = run_sweep(profile, datasets=[d],
+                          transforms=["identity"] if cifar else ["rot", "bg", "dil"],
+                          rules=["erm", "drs"], oracle=False if cifar else ("drs",),
+                          git=["drs"], instances=1, seed=seed, device=device,
+                          data_root=root, show_progress=show_progress)
+        frames.append(table.drop_duplicates(["dataset", "transform", "instance", "rule"]))
+    columns = ["dataset", "transform", "rule", "acc", "balanced_acc", "error %", "paper error %"]
+    if not frames:
+        return pd.DataFrame(columns=columns), skipped
+    runs = pd.concat(frames, ignore_index=True)
+    out = runs.groupby(["dataset", "transform", "rule"], sort=False)[
+        ["acc", "balanced_acc"]].mean().reset_index()
+    out["error %"] = 100 * (1 - out["acc"])
+    paper = {(k, "drs+git"): GIT_CIFAR_LT_ERROR[v] for k, v in _PAPER_NAMES.items()}
+    out["paper error %"] = [paper.get((d, r), float("nan")) for d, r in
+                            zip(out["dataset"], out["rule"])]
+    return out[columns], skipped

@@ -39,9 +39,9 @@ import pandas as pd
 import torch
 
 from ..data.longtail import get_longtail_spec, make_long_tailed
-from ..data.mnist_like import ImageSet, load_git_dataset
+from ..data.mnist_like import FILE_DATASETS, ImageSet, load_git_dataset
 from ..data.nuisance import get_transform, to_float, transform_dataset
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..metrics.ekld import ekld
 from ..models.munit import MUNIT, MUNITConfig
 from ..models.munit_train import train_munit
@@ -51,7 +51,7 @@ from .trainer import RULES, ClassifierConfig, evaluate, recompute_bn_stats, trai
 
 __all__ = ["LongTailSplit", "make_split", "run_sweep", "trend_table", "slope_table", "ORACLE",
            "BN_STATS", "EKLD_FLOOR", "oracle_name", "sweep_runs", "GIT", "git_name",
-           "train_augmenter"]
+           "train_augmenter", "classifier_recipe", "munit_recipe"]
 
 ORACLE = "oracle"   # the tag of the oracle rows: rule "<train rule>+oracle", column oracle=True
 GIT = "git"         # the tag of GIT's rows: rule "<train rule>+git", column git=True
@@ -68,15 +68,37 @@ class LongTailSplit:
     test: ImageSet             # the same with one stored transform each (accuracy)
     sizes: list[int]           # training images of class c
     ranks: list[int]           # rank of class c (1 = head)
+    dataset: str = ""          # the dataset's name ("digits", "cifar10", …): its recipes
 
 
-def make_split(dataset: str | ImageSet, transform: str, instance: int, seed: int = 0
-               ) -> LongTailSplit:
+def make_split(dataset: str | ImageSet, transform: str, instance: int, seed: int = 0, *,
+               root: str | None = None, test: ImageSet | None = None) -> LongTailSplit:
     """The long-tailed splits of ``dataset`` (a preset name of :data:`LONGTAIL_PRESETS` or an
-    ImageSet whose ``name`` is one) for ``transform`` and ``instance`` (REFERENCE §6)."""
-    ds = load_git_dataset(dataset) if isinstance(dataset, str) else dataset
+    ImageSet whose ``name`` is one) for ``transform`` and ``instance`` (REFERENCE §6).
+
+    Datasets read from files (K49, CIFAR-10/100: :data:`~mil_core.data.mnist_like.FILE_DATASETS`)
+    are found under ``root``. Their presets hold out no test images: the balanced test split is
+    the dataset's official one, ``test`` when given, else read from ``root`` (split "test").
+    """
+    if isinstance(dataset, str):
+        ds = load_git_dataset(dataset, **({"root": root} if dataset in FILE_DATASETS else {}))
+    else:
+        ds = dataset
     get_transform(transform)                                        # fail early on a typo
-    train, test, sizes = make_long_tailed(ds, get_longtail_spec(ds.name), instance, seed)
+    spec = get_longtail_spec(ds.name)
+    train, test_cut, sizes = make_long_tailed(ds, spec, instance, seed)
+    if spec.n_test_per_class > 0:
+        test = test_cut
+    elif test is None:
+        if root is None or ds.name not in FILE_DATASETS:
+            raise DataError(f"make_split({ds.name!r}): its long-tail preset holds out no test "
+                            "images (the official test set is used); pass test= (the "
+                            f"dataset's test split) or root= (the folder of its files)")
+        test = load_git_dataset(ds.name, root=root, split="test")
+    if test.classes != ds.classes or test.images.shape[1:] != ds.images.shape[1:]:
+        raise DataError(f"make_split({ds.name!r}): test set {test.name!r} "
+                        f"({test.n_classes} classes, {tuple(test.images.shape[1:])}) does not "
+                        f"match the dataset ({ds.n_classes}, {tuple(ds.images.shape[1:])})")
     gen_train = torch.Generator().manual_seed(int(seed) * 1000 + 2 * int(instance) + 1)
     gen_test = torch.Generator().manual_seed(int(seed) * 1000 + 2 * int(instance) + 2)
     tr = ImageSet(transform_dataset(train.images, transform, gen_train), train.labels.clone(),
@@ -87,7 +109,32 @@ def make_split(dataset: str | ImageSet, transform: str, instance: int, seed: int
     ranks = [0] * len(sizes)
     for r, c in enumerate(order):
         ranks[c] = r + 1
-    return LongTailSplit(train, tr, test, te, list(sizes), ranks)
+    return LongTailSplit(train, tr, test, te, list(sizes), ranks, ds.name)
+
+
+# What the papers' recipes change for CIFAR-LT against the K49 defaults (REFERENCE §6): lr steps
+# at 160/180 of 200 epochs, ResNet-32, random crop + flip; MUNIT 140k iterations. Sizes and step
+# counts only at the ``paper`` profile; the code path (crop and flip, the step fractions) in all.
+_CIFAR = ("cifar10", "cifar100")
+
+
+def classifier_recipe(dataset: str, profile: str | Profile) -> dict[str, Any]:
+    """:class:`ClassifierConfig` overrides of ``dataset``'s recipe at ``profile`` (empty for the
+    K49-like gray datasets, whose recipe is the default)."""
+    if dataset not in _CIFAR:
+        return {}
+    out: dict[str, Any] = {"lr_steps": (0.8, 0.9), "crop_flip": True}
+    if get_profile(profile).name == "paper":
+        out.update(model="resnet32", epochs=200)
+    return out
+
+
+def munit_recipe(dataset: str, profile: str | Profile) -> dict[str, Any]:
+    """:class:`MUNITConfig` overrides of ``dataset``'s recipe at ``profile`` (CIFAR at ``paper``:
+    GIT's 140k iterations, the checkpoint its classifier loads)."""
+    if dataset in _CIFAR and get_profile(profile).name == "paper":
+        return {"iters": 140_000}
+    return {}
 
 
 def oracle_name(rule: str) -> str:
@@ -106,8 +153,11 @@ def train_augmenter(split: LongTailSplit, profile: str | Profile, seed: int = 0,
     """GIT's generative model for one split: a single-domain MUNIT
     (:func:`mil_core.models.munit_train.train_munit`, the profile's config) trained on the
     split's *transformed* long-tailed training images, both sides class-balanced."""
-    x = to_float(split.train.images) * 2 - 1                         # (N, 1, H, W) in [-1, 1]
-    cfg = MUNITConfig.from_profile(profile, **munit_overrides)
+    x = to_float(split.train.images) * 2 - 1                         # (N, C, H, W) in [-1, 1]
+    cfg = MUNITConfig.from_profile(profile, **{"in_channels": split.train.channels,
+                                               "image_size": split.train.image_size[0],
+                                               **munit_recipe(split.dataset, profile),
+                                               **munit_overrides})
     return train_munit(x, split.train.labels, cfg, seed=seed, device=device,
                        show_progress=show_progress)
 
@@ -148,6 +198,7 @@ def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
               bn_stats: str | Sequence[str] = "running",
               git: Sequence[str] = (), git_fraction: float = 0.5,
               augmenters: dict[tuple[str, str, int], Any] | None = None,
+              data_root: str | None = None,
               device: str | torch.device | None = None,
               show_progress: bool = True, **config_overrides: Any) -> pd.DataFrame:
     """Train and measure every cell of the grid; one row per class (see the module docstring).
@@ -178,6 +229,11 @@ def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
     cell ``(dataset, transform, instance)`` is ``augmenters[cell]`` when given (e.g. MUNITs a
     notebook trained and inspected first), else :func:`train_augmenter` with seed
     ``seed + instance``. Instance ``i``'s GIT run shares the seed of its rule.
+
+    ``data_root``: the folder of the file datasets (K49, CIFAR-10/100; their official test sets
+    are the balanced splits, :func:`make_split`). CIFAR cells use CIFAR's recipe
+    (:func:`classifier_recipe`) and transform ``"identity"`` (natural nuisances only), whose eKLD
+    is 0 by construction and is measured with one draw per image.
     """
     prof = get_profile(profile)
     datasets = list(prof.git.datasets if datasets is None else datasets)
@@ -200,15 +256,24 @@ def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
                           "do not pass them as ClassifierConfig overrides")
     for t in transforms:
         get_transform(t)
-    ClassifierConfig.from_profile(prof, loss=loss, **config_overrides)   # fail before any data
+    for d in datasets:                                               # fail before any data
+        ClassifierConfig.from_profile(prof, loss=loss,
+                                      **{**classifier_recipe(d, prof), **config_overrides})
+        if d in FILE_DATASETS and data_root is None:
+            raise DataError(f"run_sweep: dataset {d!r} is read from files; pass data_root= "
+                            "(the folder holding them)")
     jobs = [(d, t, i) for d in datasets for t in transforms for i in range(n_inst)]
     bar = progress(jobs, total=len(jobs), desc="sweep") if show_progress else jobs
     frames: list[pd.DataFrame] = []
     cache: dict[str, ImageSet] = {}
+    official: dict[str, ImageSet] = {}
     for d, t, i in bar:
         if d not in cache:
-            cache[d] = load_git_dataset(d)
-        split = make_split(cache[d], t, i, seed)
+            cache[d] = load_git_dataset(d, **({"root": data_root} if d in FILE_DATASETS
+                                              else {}))
+            if get_longtail_spec(d).n_test_per_class == 0:            # the official test set
+                official[d] = load_git_dataset(d, root=data_root, split="test")
+        split = make_split(cache[d], t, i, seed, root=data_root, test=official.get(d))
         augmenter = None
         if git:
             augmenter = (augmenters or {}).get((d, t, i))
@@ -216,7 +281,8 @@ def run_sweep(profile: str | Profile, *, datasets: Sequence[str] | None = None,
                 augmenter = train_augmenter(split, prof, int(seed) + i, device)
         for name, rule, is_oracle, is_git in runs:
             cfg = ClassifierConfig.from_profile(
-                prof, **{"rule": rule, "loss": loss, "seed": int(seed) + i, "eval_every": 0,
+                prof, **{**classifier_recipe(d, prof),
+                         "rule": rule, "loss": loss, "seed": int(seed) + i, "eval_every": 0,
                          "oracle": t if is_oracle else None,
                          "git_fraction": git_fraction if is_git else 0.0, **config_overrides})
             train_set = split.train_clean if is_oracle else split.train
@@ -252,7 +318,7 @@ def _measure(model: torch.nn.Module, split: LongTailSplit, transform: str, prof:
     """eKLD and the confidence summaries of ``model`` per class on the clean test images."""
     res = ekld(model, split.test_clean, transform,
                images_per_class=prof.git.ekld_images_per_class,
-               n_transforms=prof.git.ekld_transforms,
+               n_transforms=1 if transform == "identity" else prof.git.ekld_transforms,
                generator=torch.Generator().manual_seed(seed), class_sizes=split.sizes,
                device=device)
     frame = res.to_frame(seed=seed)

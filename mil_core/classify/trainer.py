@@ -49,7 +49,8 @@ chosen image of class c is replaced only with probability ``max((thr − n_c)/(t
 
 Images: the stored uint8 images become floats in [0, 1] (:func:`~mil_core.data.nuisance.to_float`);
 the models map them to [-1, 1] themselves (:mod:`mil_core.models.classifiers`). No other data
-augmentation is used.
+augmentation is used, except CIFAR's random crop and flip when ``crop_flip`` is on
+(:func:`crop_flip`, before the oracle's transform and GIT's translations).
 
 Reproducibility: every random draw comes from explicit CPU ``torch.Generator`` objects derived from
 ``cfg.seed`` — one for the batch order and the sampler, one for the oracle's transform parameters
@@ -73,6 +74,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..checkpoint import OTHER_RUN_HINT, load_checkpoint, prepare_checkpoint_path, save_checkpoint
 from ..data.longtail import class_balanced_sampler
@@ -86,13 +88,14 @@ from .losses import LOSSES, effective_number_weights, make_loss
 
 __all__ = ["ClassifierConfig", "ClassifierRun", "RULES", "CHECKPOINT_NAME", "step_epochs",
            "warmup_length", "lr_at_epoch", "switch_epoch", "epoch_plan", "schedule_phases",
-           "epoch_indices", "git_epoch", "git_keep_probability", "git_augment", "train_classifier", "evaluate", "predict_proba",
+           "epoch_indices", "crop_flip", "git_epoch", "git_keep_probability", "git_augment", "train_classifier", "evaluate", "predict_proba",
            "recompute_bn_stats"]
 
 RULES = ("erm", "resample", "drs", "reweight", "drw")
 CHECKPOINT_NAME = "classifier.safetensors"   # written in ``checkpoint_dir`` after every epoch
 _ORACLE_TAG = 0x0AC1E                        # mixed into the oracle generator's seed
 _GIT_TAG = 0x617                             # mixed into the GIT augmentation's seed
+_CROP_TAG = 0xC207                           # mixed into the crop-and-flip seed
 _KIND = "classifier"                         # state["kind"] of the checkpoint
 _STATE_VERSION = 1                           # state["version"]; newer ones are refused
 
@@ -122,6 +125,9 @@ class ClassifierConfig:
                                                  # augmenter's translations (GIT: 0.5; 0: off)
     git_threshold: int | None = None             # GIT's per-class keep rule thr (None: every
                                                  # class may be replaced)
+    crop_flip: bool = False                      # CIFAR's standard augmentation (Cao et al.,
+                                                 # GIT's CIFAR runs): 4-px zero-padded random
+                                                 # 32×32 crop and horizontal flip per image
     eval_every: int = 1                          # test-set evaluation every k epochs (0: only
                                                  # after the last; the last is always evaluated)
     seed: int = 0                                # seeds init, batch order, sampler and oracle
@@ -200,6 +206,9 @@ class ClassifierConfig:
         if self.oracle is not None and self.oracle not in TRANSFORMS:
             raise ConfigError(f"ClassifierConfig.oracle must be None or one of "
                               f"{', '.join(sorted(TRANSFORMS))}, got {self.oracle!r}")
+        if not isinstance(self.crop_flip, bool):
+            raise ConfigError(f"ClassifierConfig.crop_flip must be True or False, got "
+                              f"{self.crop_flip!r}")
 
     @classmethod
     def from_profile(cls, profile: str | Profile, **overrides: Any) -> "ClassifierConfig":
@@ -345,6 +354,26 @@ def git_keep_probability(sizes: list[int], threshold: int | None) -> torch.Tenso
 
 
 @torch.no_grad()
+def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """CIFAR's standard training augmentation (He et al. 2016, §4.2; Cao et al.'s LDAM-DRW
+    code, which GIT uses): each image of ``x`` (b, C, H, W) zero-padded by ``pad`` pixels, an
+    H×W window at a random offset in 0..2·pad cut out, then mirrored left-right with
+    probability 1/2. Offsets and flips come from ``generator`` (CPU); ``x`` is not modified."""
+    b, _, h, w = x.shape
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)           # (b,)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)           # (b,)
+    flip = torch.rand(b, generator=generator) < 0.5                          # (b,)
+    rows = dy[:, None] + torch.arange(h)                                     # (b, H)
+    cols = dx[:, None] + torch.arange(w)                                     # (b, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    xp = F.pad(x, (pad, pad, pad, pad))                                      # (b, C, H+2p, W+2p)
+    rows, cols = rows.to(x.device), cols.to(x.device)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    out = xp.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (b, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()                              # (b, C, H, W)
+
+
+@torch.no_grad()
 def git_augment(x: torch.Tensor, y: torch.Tensor, augmenter: Any, fraction: float,
                 keep: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, int]:
     """GIT's batch: ``round(fraction · b)`` random images of ``x`` (b, 1, H, W) in [0, 1] chosen
@@ -386,14 +415,15 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 def _as_float_batch(images: torch.Tensor, who: str) -> torch.Tensor:
-    """uint8 (N, H, W) / (N, 1, H, W) or float (N, 1, H, W) in [0, 1] → float (N, 1, H, W)."""
+    """uint8 (N, H, W) / (N, 1, H, W) / (N, 3, H, W) or float (N, C, H, W) in [0, 1] → float
+    (N, C, H, W)."""
     if not isinstance(images, torch.Tensor):
         raise DataError(f"{who}: images must be a torch tensor, got {type(images).__name__}")
     if images.dtype == torch.uint8:
         if images.dim() == 4 and images.shape[1] == 1:
             images = images[:, 0]
-        if images.dim() != 3:
-            raise DataError(f"{who}: uint8 images must be (N, H, W), got "
+        if not (images.dim() == 3 or (images.dim() == 4 and images.shape[1] == 3)):
+            raise DataError(f"{who}: uint8 images must be (N, H, W) or (N, 3, H, W), got "
                             f"{tuple(images.shape)}")
         return to_float(images)
     if not images.is_floating_point() or images.dim() != 4:
@@ -570,7 +600,7 @@ def _check_data(train: ImageSet, test: ImageSet | None, cfg: ClassifierConfig) -
                         f"{type(train).__name__}")
     if len(train) == 0:
         raise DataError(f"train_classifier: the training set {train.name!r} is empty")
-    if min(train.images.shape[1:]) < 4:
+    if min(train.image_size) < 4:
         raise DataError(f"train_classifier: images of {train.name!r} are "
                         f"{tuple(train.images.shape[1:])}; need at least 4×4 (GIT uses 28×28)")
     if test is not None:
@@ -653,7 +683,7 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
     # model (init seeded without touching the caller's global RNG) and optimizer
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = make_classifier(cfg.model, train.n_classes, in_ch=1,
+        model = make_classifier(cfg.model, train.n_classes, in_ch=train.channels,
                                 cosine_head=cfg.loss == "ldam")
     model.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=lr_at_epoch(cfg, 0), momentum=cfg.momentum,
@@ -661,6 +691,7 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
     order_gen = torch.Generator().manual_seed(cfg.seed)
     oracle_gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, _ORACLE_TAG))
     git_gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, _GIT_TAG))
+    crop_gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, _CROP_TAG))
     git_from = git_epoch(cfg)
     oracle = get_transform(cfg.oracle) if cfg.oracle is not None else None
     weights = effective_number_weights(sizes, cfg.beta) if cfg.rule in ("reweight", "drw") \
@@ -679,13 +710,15 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
         oracle_gen.set_state(state["generators"]["oracle"])
         if "git" in state["generators"]:
             git_gen.set_state(state["generators"]["git"])
+        if "crop" in state["generators"]:
+            crop_gen.set_state(state["generators"]["crop"])
         history = list(state["history"])
         start_epoch = int(state["epoch"])
         seconds_before = float(state["seconds"])
         train_seconds = float(state["train_seconds"])
         steps_done = int(state["steps"])
 
-    images = train.images.to(dev)                                   # (N, H, W) uint8
+    images = train.images.to(dev)                                   # (N, [3,] H, W) uint8
     labels = train.labels.to(dev)                                   # (N,)
     epochs = range(start_epoch, cfg.epochs)
     bar = progress(epochs, desc=f"{cfg.model} {cfg.rule}/{cfg.loss}") if show_progress \
@@ -704,8 +737,10 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
         augment = git_from is not None and epoch >= git_from
         for step, start in enumerate(range(0, len(order), cfg.batch_size)):
             idx = order[start:start + cfg.batch_size].to(dev)       # (b,)
-            x = to_float(images.index_select(0, idx))               # (b, 1, H, W) in [0, 1]
+            x = to_float(images.index_select(0, idx))               # (b, C, H, W) in [0, 1]
             y = labels.index_select(0, idx)                         # (b,)
+            if cfg.crop_flip:
+                x = crop_flip(x, crop_gen)
             if oracle is not None:
                 x = oracle.apply(x, oracle.sample_params(x.shape[0], oracle_gen))
             if augment:
@@ -751,7 +786,8 @@ def train_classifier(train: ImageSet, test: ImageSet | None, cfg: ClassifierConf
                      "model": model.state_dict(), "optimizer": opt.state_dict(),
                      "generators": {"order": order_gen.get_state(),
                                     "oracle": oracle_gen.get_state(),
-                                    "git": git_gen.get_state()},
+                                    "git": git_gen.get_state(),
+                                    "crop": crop_gen.get_state()},
                      "history": history, "class_sizes": sizes}
             save_checkpoint(ckpt, state, {"kind": _KIND, "epoch": epoch + 1,
                                           "model": cfg.model, "rule": cfg.rule,

@@ -107,10 +107,15 @@ LONGTAIL_PRESETS: dict[str, LongTailSpec] = {
 }
 
 
+# a dataset's name → its preset, where they differ (CIFAR's cut is named after the benchmark)
+PRESET_OF_DATASET = {"cifar10": "cifar10-lt", "cifar100": "cifar100-lt"}
+
+
 def get_longtail_spec(name: str) -> LongTailSpec:
-    """The named preset of :data:`LONGTAIL_PRESETS`."""
+    """The named preset of :data:`LONGTAIL_PRESETS`, or a dataset's preset
+    (:data:`PRESET_OF_DATASET`: "cifar10" → "cifar10-lt")."""
     try:
-        return LONGTAIL_PRESETS[name]
+        return LONGTAIL_PRESETS[PRESET_OF_DATASET.get(name, name)]
     except KeyError:
         raise ConfigError(f"Unknown long-tail preset {name!r}; choose one of "
                           f"{sorted(LONGTAIL_PRESETS)}.") from None

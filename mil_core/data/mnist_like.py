@@ -32,7 +32,8 @@ from ..errors import ConfigError, DataError
 from .download import download_file
 
 __all__ = ["ImageSet", "load_digits", "load_animal_silhouettes", "load_mnist_like",
-           "download_mnist_like", "load_git_dataset", "GIT_DATASETS", "MNIST_LIKE_FILES",
+           "download_mnist_like", "load_git_dataset", "GIT_DATASETS", "FILE_DATASETS",
+           "MNIST_LIKE_FILES",
            "MNIST_LIKE_URLS", "ANIMAL_CLASSES"]
 
 
@@ -42,15 +43,18 @@ __all__ = ["ImageSet", "load_digits", "load_animal_silhouettes", "load_mnist_lik
 @dataclass
 class ImageSet:
     """A labelled set of gray images, as every GIT loader returns it."""
-    images: torch.Tensor   # (N, H, W) uint8, white object on black (background exactly 0)
+    images: torch.Tensor   # (N, H, W) uint8 gray, white object on black (background exactly
+    #                        0), or (N, 3, H, W) uint8 colour (CIFAR)
     labels: torch.Tensor   # (N,) int64 class index into `classes`
     classes: list[str]     # class names; class c is `classes[c]`
     name: str              # short name used in figures and file names, e.g. "animals"
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8 \
-                or self.images.dim() != 3:
-            raise DataError(f"ImageSet {self.name!r}: images must be a uint8 tensor (N, H, W), got "
+                or not (self.images.dim() == 3
+                        or (self.images.dim() == 4 and self.images.shape[1] == 3)):
+            raise DataError(f"ImageSet {self.name!r}: images must be a uint8 tensor (N, H, W) "
+                            f"(gray) or (N, 3, H, W) (colour), got "
                             f"{getattr(self.images, 'dtype', type(self.images))} "
                             f"{tuple(getattr(self.images, 'shape', ()))}.")
         if not isinstance(self.labels, torch.Tensor) or self.labels.dtype != torch.int64 \
@@ -71,6 +75,16 @@ class ImageSet:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        """1 for gray ``(N, H, W)`` images, 3 for colour ``(N, 3, H, W)``."""
+        return 1 if self.images.dim() == 3 else int(self.images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of every image."""
+        return int(self.images.shape[-2]), int(self.images.shape[-1])
 
     def class_counts(self) -> torch.Tensor:
         """Images per class, ``(C,)`` int64."""
@@ -139,9 +153,11 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     ``os.system`` smuggled in through ``__reduce__``) raises :class:`DataError` before it is called.
     """
 
-    def __init__(self, file: Any, source: str) -> None:
-        super().__init__(file)
+    def __init__(self, file: Any, source: str, what: str = "an animal-mnist data file",
+                 encoding: str = "ASCII") -> None:
+        super().__init__(file, encoding=encoding)   # "bytes": Python 2 pickles (CIFAR)
         self._source = source
+        self._what = what
         reconstruct = _numpy_reconstruct()
         self._allowed: dict[tuple[str, str], Any] = {
             ("numpy.core.multiarray", "_reconstruct"): reconstruct,
@@ -155,7 +171,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             return self._allowed[(module, name)]
         except KeyError:
             raise DataError(f"{self._source}: refusing to unpickle {module}.{name}; only plain "
-                            "numpy arrays are accepted. The file is not an animal-mnist data file "
+                            f"numpy arrays are accepted. The file is not {self._what} "
                             "(or has been tampered with).") from None
 
     def persistent_load(self, pid: Any) -> Any:
@@ -374,22 +390,29 @@ def download_mnist_like(name: str, root: str | os.PathLike) -> Path:
 # -----------------------------------------------------------------------------
 # dispatcher
 
-GIT_DATASETS = ("digits", "animals", "mnist", "fashion-mnist", "kmnist", "k49")
+GIT_DATASETS = ("digits", "animals", "mnist", "fashion-mnist", "kmnist", "k49", "cifar10",
+                "cifar100")
+FILE_DATASETS = ("mnist", "fashion-mnist", "kmnist", "k49", "cifar10", "cifar100")  # need root=
 
 
 def load_git_dataset(name: str, **kw: Any) -> ImageSet:
     """Load a GIT dataset by name; ``kw`` goes to the loader.
 
     "digits" → :func:`load_digits` (size=), "animals" → :func:`load_animal_silhouettes` (path=),
-    the others → :func:`load_mnist_like` (root=, split=).
+    "cifar10" / "cifar100" → :func:`mil_core.data.cifar.load_cifar` (root=, split=), the others
+    → :func:`load_mnist_like` (root=, split=).
     """
     if name == "digits":
         return load_digits(**kw)
     if name == "animals":
         return load_animal_silhouettes(**kw)
-    if name in MNIST_LIKE_FILES:
-        if "root" not in kw:
+    if name in FILE_DATASETS:
+        if kw.get("root") is None:
+            fetch = "download_cifar" if name.startswith("cifar") else "download_mnist_like"
             raise DataError(f"load_git_dataset({name!r}) needs root= (a folder holding the "
-                            "published files; see download_mnist_like).")
+                            f"published files; see mil_core.data.{fetch}).")
+        if name.startswith("cifar"):
+            from .cifar import load_cifar   # cifar imports this module
+            return load_cifar(name, **kw)
         return load_mnist_like(name, **kw)
     raise ConfigError(f"Unknown GIT dataset {name!r}; choose one of {list(GIT_DATASETS)}.")

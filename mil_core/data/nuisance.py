@@ -32,13 +32,17 @@ Params = dict[str, torch.Tensor]
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``(N, H, W)`` → float32 ``(N, 1, H, W)`` in [0, 1]."""
-    return images.to(torch.float32).div(255.0).unsqueeze(1)
+    """uint8 gray ``(N, H, W)`` → float32 ``(N, 1, H, W)`` in [0, 1]; uint8 colour
+    ``(N, 3, H, W)`` (CIFAR) → float32 ``(N, 3, H, W)``."""
+    x = images.to(torch.float32).div(255.0)
+    return x.unsqueeze(1) if images.dim() == 3 else x
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float ``(N, 1, H, W)`` in [0, 1] → uint8 ``(N, H, W)`` (rounded)."""
-    return x.squeeze(1).mul(255.0).round().clamp(0, 255).to(torch.uint8)
+    """float ``(N, 1, H, W)`` in [0, 1] → uint8 ``(N, H, W)`` (rounded); float
+    ``(N, 3, H, W)`` → uint8 ``(N, 3, H, W)``: the inverse of :func:`to_float`."""
+    x = x.squeeze(1) if x.dim() == 4 and x.shape[1] == 1 else x
+    return x.mul(255.0).round().clamp(0, 255).to(torch.uint8)
 
 
 def _check_generator(generator: torch.Generator | None) -> None:
@@ -211,14 +215,16 @@ def get_transform(name: str, **kw: object) -> NuisanceTransform:
 def transform_dataset(images: torch.Tensor, name: str | NuisanceTransform,
                       generator: torch.Generator | None = None, chunk_size: int = 4096,
                       device: str | torch.device | None = None) -> torch.Tensor:
-    """Apply one random transform to each stored uint8 image ``(N, H, W)``, as GIT does once for
-    its training and test data (REFERENCE §6). Returns a new uint8 tensor ``(N, H, W)``.
+    """Apply one random transform to each stored uint8 image ``(N, H, W)`` (or colour
+    ``(N, 3, H, W)``), as GIT does once for its training and test data (REFERENCE §6). Returns a
+    new uint8 tensor of the same shape.
 
     All parameters are drawn first (on the CPU), so the result depends only on the generator's
     seed, not on ``chunk_size`` or ``device`` (where the work runs; default: the images').
     """
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 3:
-        raise DataError(f"transform_dataset: images must be uint8 (N, H, W), got "
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 \
+            or not (images.dim() == 3 or (images.dim() == 4 and images.shape[1] == 3)):
+        raise DataError(f"transform_dataset: images must be uint8 (N, H, W) or (N, 3, H, W), got "
                         f"{getattr(images, 'dtype', type(images))} "
                         f"{tuple(getattr(images, 'shape', ()))}.")
     if chunk_size < 1:
@@ -229,7 +235,7 @@ def transform_dataset(images: torch.Tensor, name: str | NuisanceTransform,
     out = torch.empty_like(images)
     for start in range(0, images.shape[0], chunk_size):
         stop = min(start + chunk_size, images.shape[0])
-        x = to_float(images[start:stop].to(device))                                # (b, 1, H, W)
+        x = to_float(images[start:stop].to(device))                                # (b, C, H, W)
         chunk_params = {k: v[start:stop] for k, v in params.items()}
         out[start:stop] = to_uint8(tfm.apply(x, chunk_params)).to(out.device)
     return out
