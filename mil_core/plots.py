@@ -20,7 +20,7 @@ from .frontier import TOLERANCE, frontier_points
 
 __all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid",
            "training_curves", "ekld_size_figure", "slope_summary_figure", "frontier_figure",
-           "leakage_heatmaps", "scale_curves", "slope_curves"]
+           "leakage_heatmaps", "scale_curves", "slope_curves", "bilevel_diagram"]
 
 
 def to_display(img: torch.Tensor) -> np.ndarray:
@@ -387,5 +387,41 @@ def loss_curves(histories: dict[str, Sequence[dict]], keys: Sequence[tuple[str, 
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def bilevel_diagram() -> plt.Figure:
+    """The blog's reading drawn: the general bi-level meta-learning problem (left) beside
+    single-domain MUNIT's objective (right), with arrows from each term to its counterpart."""
+    fig, ax = plt.subplots(figsize=(12.5, 5.2))
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    box = dict(boxstyle="round,pad=0.6", fc="#f4f6fb", ec="#3a4a6b", lw=1.2)
+    ax.text(0.23, 0.95, "meta-learning (bi-level form)", ha="center", fontsize=13,
+            weight="bold")
+    ax.text(0.77, 0.95, "single-domain MUNIT (GIT)", ha="center", fontsize=13, weight="bold")
+    left = [(0.74, r"outer: $\theta^* = \arg\min_\theta \sum_{i=1}^{M}"
+                   r"\mathcal{L}^{meta}(\phi_i^*(\theta), \theta;\ \mathcal{D}_i^{val})$"),
+            (0.47, r"inner: $\phi_i^*(\theta) = \arg\min_\phi "
+                   r"\mathcal{L}^{task}(\phi, \theta;\ \mathcal{D}_i^{tr})$"),
+            (0.2, "tasks $i = 1..M$, each with its own data $\\mathcal{D}_i$;\n"
+                  "$\\theta$: what is shared (the meta-knowledge)")]
+    right = [(0.74, r"outer: $G^* = \arg\min_{E_c, E_s, Dec}\ \lambda_x\mathcal{L}_{rec}^{x}"
+                    r" + \lambda_c\mathcal{L}_{rec}^{c} + \lambda_s\mathcal{L}_{rec}^{s}"
+                    r" + \mathcal{L}_{GAN}(G, D^*)$"),
+             (0.47, r"inner: $D^*(G) = \arg\max_D\ \mathcal{L}_{GAN}(G, D)$"),
+             (0.2, "tasks: the classes of one long-tailed set (both 'domains');\n"
+                   "shared: the style space $s \\sim N(0, I)$ = the nuisance $T(\\cdot|x)$")]
+    for (y, t), (_, u) in zip(left, right):
+        ax.text(0.23, y, t, ha="center", va="center", fontsize=10.5, bbox=box)
+        ax.text(0.77, y, u, ha="center", va="center", fontsize=10.5, bbox=box)
+        ax.annotate("", xy=(0.53, y), xytext=(0.47, y),
+                    arrowprops=dict(arrowstyle="<->", color="#b5482f", lw=1.5))
+    ax.text(0.5, 0.04, "Where the map is loose (our reading): a meta-learner solves one inner problem "
+            "per task; MUNIT's inner critic is shared by all classes, and no term rewards doing "
+            "better on a task because other tasks were seen.", ha="center", fontsize=9.5,
+            style="italic", wrap=True)
     fig.tight_layout()
     return fig

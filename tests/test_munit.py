@@ -320,3 +320,19 @@ def test_bad_training_data_is_refused_before_training(digits):
         train_munit((x + 1) * 127.5, y, cfg, device="cpu", show_progress=False)
     with pytest.raises(ConfigError, match="cfg must be a MUNITConfig"):
         train_munit(x, y, {"iters": 1}, device="cpu", show_progress=False)
+
+
+def test_more_critic_steps_per_generator_step(digits):
+    """d_steps discriminator updates, each on a fresh batch, then one generator update."""
+    x, y = digits
+    with pytest.raises(ConfigError, match="d_steps"):
+        tiny(d_steps=0)
+    one = train_munit(x, y, tiny(iters=4, log_every=1), seed=0, device="cpu",
+                      show_progress=False)
+    again = train_munit(x, y, tiny(iters=4, log_every=1), seed=0, device="cpu",
+                        show_progress=False)
+    three = train_munit(x, y, tiny(iters=4, log_every=1, d_steps=3), seed=0, device="cpu",
+                        show_progress=False)
+    assert len(three.history) == 4                       # generator steps are what is counted
+    assert [r["d_loss"] for r in one.history] == [r["d_loss"] for r in again.history]
+    assert [r["d_loss"] for r in one.history] != [r["d_loss"] for r in three.history]

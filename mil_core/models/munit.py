@@ -75,6 +75,8 @@ class MUNITConfig:
     dis_n_layer: int = 4            # stride-2 convs of the discriminator ("dis.n_layer")
     dis_scales: int = 1             # image scales the critic sees (GIT 1; NVlabs 3)
     iters: int = 10_000             # optimisation steps ("max_iter"; K49 10k, CIFAR 140k)
+    d_steps: int = 1                # discriminator steps per generator step, each on a fresh
+    #                                 batch (MUNIT / GIT: 1; the inner problem's depth, nb 11)
     batch_size: int = 1             # images per side and step (GIT / MUNIT: 1)
     lr: float = 1e-4                # Adam lr of generator and discriminator
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas ("beta1", "beta2")
@@ -115,7 +117,7 @@ class MUNITConfig:
         """Raise ConfigError naming the first invalid field."""
         check.positive_ints(self, ("in_channels", "image_size", "dim", "n_downsample", "n_res",
                                    "style_dim", "mlp_dim", "dis_dim", "dis_n_layer",
-                                   "dis_scales", "iters", "batch_size", "lr_step_size",
+                                   "dis_scales", "iters", "d_steps", "batch_size", "lr_step_size",
                                    "checkpoint_every", "log_every"))
         if isinstance(self.style_n_downsample, bool) or not isinstance(self.style_n_downsample,
                                                                        int) \

@@ -166,8 +166,9 @@ def train_munit(images: torch.Tensor | ImageSet, labels: torch.Tensor | None = N
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr
-        idx = torch.cat([s.next() for s in samplers]).to(dev)          # (2B,): side a, side b
-        row = _iteration(model, opt_g, opt_d, x_all[idx], gen)
+        batches = [x_all[torch.cat([s.next() for s in samplers]).to(dev)]   # (2B, C, H, W):
+                   for _ in range(cfg.d_steps)]                              # side a, side b
+        row = _iteration(model, opt_g, opt_d, batches, gen)
         step = it + 1
         if not all(math.isfinite(v) for v in row.values()):
             where = (f"the last good checkpoint is {last_good}" if last_good is not None
@@ -200,19 +201,22 @@ def train_munit(images: torch.Tensor | ImageSet, labels: torch.Tensor | None = N
 
 
 def _iteration(model: MUNIT, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-               x: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
-    """One discriminator step, then one generator step, on x (2B, C, H, W) = [x_a; x_b]."""
+               batches: list[torch.Tensor], gen: torch.Generator) -> dict[str, float]:
+    """One discriminator step per batch of ``batches`` (``cfg.d_steps`` of them), then one
+    generator step on the last; each batch is x (2B, C, H, W) = [x_a; x_b]."""
     cfg, G, D = model.config, model.G, model.D
-    # x_ab = G(c_a, s_b), x_ba = G(c_b, s_a) with s_a, s_b ~ N(0, I): on the concatenated
-    # batch, every image's content with a fresh random style
-    s_rand = torch.randn(x.shape[0], cfg.style_dim, generator=gen).to(x)       # (2B, S)
-    with torch.no_grad():
-        fake = G.decode(G.content(x), s_rand)                                  # (2B, C, H, W)
     D.requires_grad_(True)
-    opt_d.zero_grad(set_to_none=True)
-    d_loss = cfg.gan_w * _lsgan_d(D, x, fake)
-    d_loss.backward()
-    opt_d.step()
+    for x in batches:
+        # x_ab = G(c_a, s_b), x_ba = G(c_b, s_a) with s_a, s_b ~ N(0, I): on the concatenated
+        # batch, every image's content with a fresh random style
+        s_rand = torch.randn(x.shape[0], cfg.style_dim, generator=gen).to(x)   # (2B, S)
+        with torch.no_grad():
+            fake = G.decode(G.content(x), s_rand)                              # (2B, C, H, W)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss = cfg.gan_w * _lsgan_d(D, x, fake)
+        d_loss.backward()
+        opt_d.step()
+    x = batches[-1]
 
     s_rand = torch.randn(x.shape[0], cfg.style_dim, generator=gen).to(x)       # fresh styles
     D.requires_grad_(False)
