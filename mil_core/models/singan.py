@@ -193,6 +193,32 @@ class SinGAN(nn.Module):
         assert x is not None, "no scale was run"
         return x
 
+    def run_scales(self, noise: list[torch.Tensor] | None, *,
+                   shapes: list[tuple[int, int]] | None = None, start: int = 0,
+                   x: torch.Tensor | None = None, reconstruct: bool = False) -> torch.Tensor:
+        """The residual chain with given standard-normal ``noise`` (per scale, (B, 3, H_s, W_s),
+        scaled by σ_s here), scales ``start …`` finest; ``x``: the previous output to start from
+        (None: zeros). The same contract as :meth:`mil_core.models.hypergan.HyperGAN.run_scales`,
+        so applications (:mod:`mil_core.applications`) drive both models alike. Un-clamped,
+        without gradients."""
+        self._require_trained()
+        shapes = self.shapes if shapes is None else shapes
+        with torch.no_grad():
+            batch = (noise[start].shape[0] if noise is not None else
+                     x.shape[0] if x is not None else 1)
+            out = x
+            for s in range(start, self.n_trained):
+                net = self.generators[s]
+                prev = (torch.zeros(batch, 3, *shapes[s], device=self.device) if out is None
+                        else upsample(out.to(self.device), shapes[s]))           # (B, 3, H, W)
+                if reconstruct:
+                    z = (self.z_star.expand(batch, -1, -1, -1) if s == 0
+                         else torch.zeros_like(prev))
+                else:
+                    z = self.noise_amps[s] * noise[s].to(prev)
+                out = _residual_step(net, z, prev, pad_for(net))
+        return out
+
     def _require_trained(self) -> None:
         if self.n_trained == 0:
             raise ConfigError("this SinGAN has no trained scale yet; train it with train_singan")
