@@ -36,7 +36,7 @@ from .data.pyramid import resize_to
 from .errors import ConfigError, DataError
 from .metrics.swd import sliced_wasserstein
 
-__all__ = ["Chain", "as_chain", "sample", "inject", "harmonize", "paint_to_image",
+__all__ = ["Chain", "as_chain", "sample", "inject", "harmonize", "paint_to_image", "training_view", "run_all",
            "super_resolve", "animate", "save_gif", "region_swd", "frame_changes",
            "default_scale", "check_mask"]
 
@@ -310,3 +310,75 @@ def frame_changes(frames: torch.Tensor) -> dict[str, float]:
     drift = (frames - frames[:1]).abs().mean((1, 2, 3))
     return {"frame change": float(step.mean()), "drift last": float(drift[-1]),
             "drift max": float(drift.max())}
+
+
+# ----------------------------------------------------------------------------- the whole suite
+
+def training_view(chain: Chain, image: torch.Tensor) -> torch.Tensor:
+    """``image`` centre-cropped to the chain's aspect and resized to its finest shape: the
+    frame in which the applications' inputs are made (a hyper-GAN crops every image to its
+    canonical aspect)."""
+    from .data.pyramid import center_crop_to_aspect
+
+    image = _check_image(image, "training_view: image")
+    h, w = chain.shapes[-1]
+    return resize_to(center_crop_to_aspect(image, h / w), (h, w))
+
+
+def run_all(chain: Chain, image: torch.Tensor, other: torch.Tensor, *, seed: int = 0,
+            n_frames: int = 16, sr_factor: float = 2.0, paint_colours: int = 5
+            ) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Every application on ``chain``'s image with inputs made in code (notebook 08):
+
+    - harmonization: a crop of ``other`` pasted into the lower middle (a quarter of each side);
+    - editing: the upper-left quarter copied to the lower right;
+    - paint-to-image: ``image`` quantised to ``paint_colours`` flat colours;
+    - super-resolution: ``image`` downscaled by ``sr_factor`` and brought back, against bicubic;
+    - animation: ``n_frames`` frames.
+
+    Returns ``(pictures, rows)``: the inputs and outputs by name, and one row per application
+    with its number before and after (region patch SWD for harmonization and editing; per-sample
+    SWD ×10³ to the real image for paint and super-resolution; frame change and drift for the
+    animation)."""
+    from .application_inputs import copy_move, naive_paste, quantize_paint
+    from .metrics.swd import swd_per_sample
+
+    real = training_view(chain, image)
+    h, w = real.shape[1:]
+    g = lambda k: torch.Generator().manual_seed(int(seed) + k)   # noqa: E731
+    bh, bw = max(4, h // 4), max(4, w // 4)
+    obj = training_view(chain, other)[:, h // 3: h // 3 + bh, w // 3: w // 3 + bw]
+    comp, m_paste = naive_paste(real, obj, (h - bh - h // 8, (w - bw) // 2, bh, bw))
+    harm = harmonize(chain, comp, m_paste, generator=g(1))[0]
+    edited, m_edit = copy_move(real, (h // 8, w // 8, bh, bw), (h - bh - h // 8, w - bw - w // 8))
+    edit = harmonize(chain, edited, m_edit, generator=g(2), application="editing")[0]
+    paint = quantize_paint(real, paint_colours, seed=seed)
+    painted = paint_to_image(chain, paint, generator=g(3))[0]
+    lo = resize_to(real, (max(8, round(h / sr_factor)), max(8, round(w / sr_factor))))
+    sr = super_resolve(chain, lo, h / lo.shape[1], generator=g(4))[0]
+    sr = resize_to(sr, (h, w))
+    bicubic = resize_to(lo, (h, w))
+    frames = animate(chain, n_frames, generator=g(5))
+    swd_to_real = lambda x: swd_per_sample(real, x[None])["mean"]   # noqa: E731
+    ch = frame_changes(frames)
+    rows = [
+        {"application": "harmonization", "measure": "region patch SWD ×10³ (pasted vs rest)",
+         "input": region_swd(comp, m_paste, seed=seed), "output": region_swd(harm, m_paste, seed=seed),
+         "scale": default_scale(chain, "harmonization")},
+        {"application": "editing", "measure": "region patch SWD ×10³ (moved vs rest)",
+         "input": region_swd(edited, m_edit, seed=seed), "output": region_swd(edit, m_edit, seed=seed),
+         "scale": default_scale(chain, "editing")},
+        {"application": "paint-to-image", "measure": "SWD ×10³ to the real image",
+         "input": swd_to_real(paint), "output": swd_to_real(painted),
+         "scale": default_scale(chain, "paint")},
+        {"application": "super-resolution", "measure": f"SWD ×10³ to the real image (×{sr_factor:g}; input: bicubic)",
+         "input": swd_to_real(bicubic), "output": swd_to_real(sr), "scale": chain.n_scales - 1},
+        {"application": "animation", "measure": "frame change / drift of the last frame",
+         "input": ch["frame change"], "output": ch["drift last"], "scale": 0},
+    ]
+    pictures = {"real": real, "paste": comp, "harmonized": harm, "edit input": edited,
+                "edited": edit, "paint": paint, "painted": painted, "low-res": resize_to(lo, (h, w)),
+                "bicubic": bicubic, "super-resolved": sr, "frames": frames}
+    for r in rows:
+        r["model"] = chain.name
+    return pictures, rows

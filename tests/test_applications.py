@@ -148,3 +148,17 @@ def test_region_swd_is_zero_for_a_statistically_uniform_image_and_large_for_a_pa
     box = torch.zeros(1, 40, 40)
     box[:, 10:30, 10:30] = 1
     assert A.region_swd(noise, half) < 0.3 * A.region_swd(flat, box)
+
+
+@pytest.mark.parametrize("kind", ["SinGAN", "hyper-GAN"])
+def test_run_all_gives_every_application_a_number(chains, kind):
+    pics, rows = A.run_all(chains[kind], stripes(), blob(), n_frames=4)
+    assert [r["application"] for r in rows] == ["harmonization", "editing", "paint-to-image",
+                                                "super-resolution", "animation"]
+    assert all(np.isfinite(r["input"]) and np.isfinite(r["output"]) for r in rows)
+    assert all(r["model"] == kind for r in rows)
+    shape = (3, *chains[kind].shapes[-1])
+    assert pics["harmonized"].shape == shape and pics["super-resolved"].shape == shape
+    assert pics["frames"].shape[0] == 4
+    harm = rows[0]
+    assert harm["input"] > 0                         # a naive paste differs from its background
