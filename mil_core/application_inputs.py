@@ -22,19 +22,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .applications import check_mask
+from .applications import _check_image, check_mask
 from .data.pyramid import resize_to
 from .errors import ConfigError, DataError
 
 __all__ = ["naive_paste", "copy_move", "quantize_paint", "load_mask", "box_mask"]
-
-
-def _check_image(x: object, what: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[0] != 3 \
-            or not x.is_floating_point():
-        raise DataError(f"{what} must be a float image (3, H, W) in [-1, 1], got "
-                        f"{tuple(getattr(x, 'shape', ())) or type(x).__name__}")
-    return x.detach().float().cpu()
 
 
 def _check_box(box: Sequence[int], h: int, w: int, what: str) -> tuple[int, int, int, int]:

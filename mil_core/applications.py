@@ -48,20 +48,13 @@ class Chain:
     noise_amps: list[float]           # σ_s per scale
     z_star: torch.Tensor              # (1, 3, H_0, W_0) the reconstruction noise at scale 0
     run: Callable[..., torch.Tensor]  # run(noise, shapes=, start=, x=, reconstruct=) → (B, 3, H, W)
+    scaled_shapes: Callable[[tuple[int, int]], list[tuple[int, int]]]  # the model's own: per-scale
+    #                                   shapes for another finest (H, W), every scale × one ratio
     name: str                         # "SinGAN" or "hyper-GAN" (figures, errors)
 
     @property
     def n_scales(self) -> int:
         return len(self.shapes)
-
-    def scaled_shapes(self, size: tuple[int, int]) -> list[tuple[int, int]]:
-        """Per-scale shapes for a finest output of ``size`` (every scale times one ratio)."""
-        if (not isinstance(size, (tuple, list)) or len(size) != 2
-                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size)):
-            raise ConfigError(f"size must be (H, W) with positive integers, got {size!r}")
-        rh, rw = size[0] / self.shapes[-1][0], size[1] / self.shapes[-1][1]
-        return [(max(1, round(h * rh)), max(1, round(w * rw))) for h, w in self.shapes[:-1]] \
-            + [(int(size[0]), int(size[1]))]
 
     def noise(self, n: int, shapes: list[tuple[int, int]],
               generator: torch.Generator | None) -> list[torch.Tensor]:
@@ -81,7 +74,7 @@ def as_chain(model: Any, image: torch.Tensor | None = None) -> Chain:
         if n == 0:
             raise ConfigError("as_chain: this SinGAN has no trained scale yet")
         return Chain(list(model.shapes[:n]), list(model.noise_amps[:n]), model.z_star.cpu(),
-                     model.run_scales, "SinGAN")
+                     model.run_scales, model.scaled_shapes, "SinGAN")
     if isinstance(model, HyperGAN):
         if image is None:
             raise ConfigError("as_chain: a HyperGAN needs the image whose generator to use "
@@ -97,7 +90,7 @@ def as_chain(model: Any, image: torch.Tensor | None = None) -> Chain:
                                         x=None if x is None else x.to(model.device),
                                         reconstruct=reconstruct)
         return Chain(list(model.shapes[:n]), list(model.noise_amps[:n]), model.z_star.cpu(),
-                     run, "hyper-GAN")
+                     run, model.scaled_shapes, "hyper-GAN")
     raise ConfigError(f"as_chain: expected a SinGAN or a HyperGAN, got {type(model).__name__}")
 
 

@@ -24,7 +24,7 @@ from .data.nuisance import get_transform, to_float, to_uint8
 from .errors import ConfigError, DataError
 from .metrics.fidelity import angle_targets, class_readout, linear_readout
 
-__all__ = ["transform_targets", "style_readout", "content_kept", "file_benchmarks", "FILE_BENCHMARKS"]
+__all__ = ["transform_targets", "transformed_styles", "style_readout", "content_kept", "file_benchmarks", "FILE_BENCHMARKS"]
 
 
 def transform_targets(transform: str, params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -41,6 +41,20 @@ def transform_targets(transform: str, params: dict[str, torch.Tensor]) -> torch.
 
 
 @torch.no_grad()
+def transformed_styles(munit: Any, clean: ImageSet, transform: str,
+                       generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor],
+                                                            torch.Tensor]:
+    """``clean``'s images each transformed once with parameters drawn from ``generator``, and
+    their styles: ``(xt (N, 1, H, W) in [0, 1], params, styles (N, style_dim))``."""
+    tfm = get_transform(transform)
+    x = to_float(clean.images)                                                 # (N, 1, H, W)
+    params = tfm.sample_params(x.shape[0], generator)
+    xt = tfm.apply(x, params)
+    styles = torch.cat([munit.encode(xt[i:i + 256] * 2 - 1)[1].cpu()
+                        for i in range(0, xt.shape[0], 256)])                  # (N, style_dim)
+    return xt, params, styles
+
+
 def style_readout(munit: Any, clean: ImageSet, transform: str, *, seed: int = 0,
                   train_fraction: float = 0.5) -> dict[str, float]:
     """Encode the styles of ``clean``'s images each transformed once with known parameters and
@@ -49,18 +63,13 @@ def style_readout(munit: Any, clean: ImageSet, transform: str, *, seed: int = 0,
     [-1, 1]."""
     if not isinstance(clean, ImageSet) or len(clean) < 4:
         raise DataError("style_readout needs an ImageSet of at least 4 clean images")
-    tfm = get_transform(transform)
-    gen = torch.Generator().manual_seed(int(seed))
-    x = to_float(clean.images)                                                 # (N, 1, H, W)
-    params = tfm.sample_params(x.shape[0], gen)
-    xt = tfm.apply(x, params)
-    styles = torch.cat([munit.encode(xt[i:i + 256] * 2 - 1)[1].cpu()
-                        for i in range(0, xt.shape[0], 256)])                  # (N, style_dim)
+    _, params, styles = transformed_styles(munit, clean, transform,
+                                           torch.Generator().manual_seed(int(seed)))
     r2 = linear_readout(styles, transform_targets(transform, params),
                         train_fraction=train_fraction, seed=seed)
     cls = class_readout(styles, clean.labels, train_fraction=train_fraction, seed=seed)
     return {"param R²": float(r2), "class accuracy": float(cls.accuracy),
-            "chance": float(cls.chance), "n": int(x.shape[0])}
+            "chance": float(cls.chance), "n": len(clean)}
 
 
 def content_kept(munit: Any, classifier: torch.nn.Module, data: ImageSet, *,

@@ -33,9 +33,10 @@ from .classify.trainer import ClassifierConfig, train_classifier
 from .data.mnist_like import ImageSet, load_git_dataset
 from .data.nuisance import get_transform, to_float, transform_dataset
 from .errors import ConfigError, DataError
-from .invariance_transfer import content_kept, transform_targets
+from .invariance_transfer import content_kept, transform_targets, transformed_styles
 from .metrics.ekld import ekld
 from .metrics.fidelity import fidelity, linear_readout
+from .profiles import get_profile
 
 __all__ = ["nested_task_classes", "task_split", "class_subset", "tasks_experiment",
            "munit_measures", "load_feedforward_quality", "hypergan_by_tasks", "verdict_table",
@@ -127,7 +128,6 @@ def load_feedforward_quality(profile: Any) -> pd.DataFrame:
     to come from ``profile``: its training-set sizes must be the profile's
     ``image.feedforward_train_sizes`` (those that fit). Raises DataError naming the fix."""
     from .figures import figures_dir
-    from .profiles import get_profile
 
     prof = get_profile(profile)
     path = figures_dir("07_feedforward") / "quality_per_image.csv"
@@ -153,16 +153,13 @@ def munit_measures(munit: Any, clean: ImageSet, transform: str, seed: int = 0) -
     but without its class read-out, so that one class is enough."""
     if not isinstance(clean, ImageSet) or len(clean) < 4:
         raise DataError("munit_measures needs an ImageSet of at least 4 clean images")
-    tfm = get_transform(transform)
-    x = to_float(clean.images)                                                 # (N, 1, H, W)
-    params = tfm.sample_params(x.shape[0], torch.Generator().manual_seed(int(seed) + 1))
-    xt = tfm.apply(x, params)                                                  # the data's look
-    styles = torch.cat([munit.encode(xt[i:i + 256] * 2 - 1)[1].cpu()
-                        for i in range(0, xt.shape[0], 256)])                  # (N, style_dim)
+    xt, params, styles = transformed_styles(munit, clean, transform,         # the data's look
+                                            torch.Generator().manual_seed(int(seed) + 1))
     r2 = linear_readout(styles, transform_targets(transform, params), seed=seed)
     swap = (munit.translate(xt * 2 - 1, generator=torch.Generator().manual_seed(int(seed)))
             .cpu() + 1) / 2
-    ref = tfm(x, torch.Generator().manual_seed(int(seed) + 2))
+    ref = get_transform(transform)(to_float(clean.images),
+                                   torch.Generator().manual_seed(int(seed) + 2))
     fid = fidelity(transform, xt, swap, ref)
     return {"r2": float(r2), "fidelity": next(iter(fid.values()))}
 
@@ -179,8 +176,6 @@ def tasks_experiment(profile: Any, *, dataset: str = "digits", transform: str = 
     read-out R² and swap fidelity on ``n_unseen`` never-seen classes and on the rare class.
     ``git_seeds`` (default: ``seeds``) limits the MUNIT runs; ``munit_iters`` overrides the
     profile's MUNIT length."""
-    from .profiles import get_profile
-
     prof = get_profile(profile)
     ds = load_git_dataset(dataset)
     rows: list[dict[str, Any]] = []

@@ -174,40 +174,32 @@ class SinGAN(nn.Module):
     def _generate(self, shapes: list[tuple[int, int]], batch: int, *, reconstruct: bool = False,
                   generator: torch.Generator | None = None, start: int = 0,
                   x: torch.Tensor | None = None, stop: int | None = None) -> torch.Tensor:
-        """Run scales ``start … stop−1`` (Eq. 1); ``x`` is the previous output (None: zeros).
-
-        ``reconstruct``: z* at scale 0 and zero noise above; else σ_n·z_n with fresh noise.
-        Returns the (un-clamped) output of scale ``stop−1``, (batch, 3, H, W).
-        """
+        """Run scales ``start … stop−1`` (Eq. 1) with fresh noise from ``generator`` (or, with
+        ``reconstruct``, z* at scale 0 and zero noise above) through :meth:`run_scales`; ``x``
+        is the previous output (None: zeros). Returns the un-clamped output, (batch, 3, H, W)."""
         stop = self.n_trained if stop is None else stop
-        for s in range(start, stop):
-            net = self.generators[s]
-            shape = shapes[s]
-            prev = (torch.zeros(batch, 3, *shape, device=self.device) if x is None
-                    else upsample(x, shape))                                  # (B, 3, H, W)
-            if reconstruct:
-                z = self.z_star.expand(batch, -1, -1, -1) if s == 0 else torch.zeros_like(prev)
-            else:
-                z = self.noise_amps[s] * self._noise(batch, shape, generator)
-            x = _residual_step(net, z, prev, pad_for(net))
-        assert x is not None, "no scale was run"
-        return x
+        noise = None if reconstruct else (
+            [None] * start + [self._noise(batch, shapes[s], generator) for s in range(start, stop)])
+        return self.run_scales(noise, shapes=shapes, start=start, x=x, reconstruct=reconstruct,
+                               stop=stop)
 
-    def run_scales(self, noise: list[torch.Tensor] | None, *,
+    def run_scales(self, noise: list[torch.Tensor | None] | None, *,
                    shapes: list[tuple[int, int]] | None = None, start: int = 0,
-                   x: torch.Tensor | None = None, reconstruct: bool = False) -> torch.Tensor:
+                   x: torch.Tensor | None = None, reconstruct: bool = False,
+                   stop: int | None = None) -> torch.Tensor:
         """The residual chain with given standard-normal ``noise`` (per scale, (B, 3, H_s, W_s),
-        scaled by σ_s here), scales ``start …`` finest; ``x``: the previous output to start from
-        (None: zeros). The same contract as :meth:`mil_core.models.hypergan.HyperGAN.run_scales`,
-        so applications (:mod:`mil_core.applications`) drive both models alike. Un-clamped,
-        without gradients."""
+        scaled by σ_s here), scales ``start … stop−1`` (default: the finest trained); ``x``: the
+        previous output to start from (None: zeros). The same contract as
+        :meth:`mil_core.models.hypergan.HyperGAN.run_scales`, so applications
+        (:mod:`mil_core.applications`) drive both models alike. Un-clamped, without gradients."""
         self._require_trained()
         shapes = self.shapes if shapes is None else shapes
+        stop = self.n_trained if stop is None else stop
         with torch.no_grad():
             batch = (noise[start].shape[0] if noise is not None else
                      x.shape[0] if x is not None else 1)
             out = x
-            for s in range(start, self.n_trained):
+            for s in range(start, stop):
                 net = self.generators[s]
                 prev = (torch.zeros(batch, 3, *shapes[s], device=self.device) if out is None
                         else upsample(out.to(self.device), shapes[s]))           # (B, 3, H, W)
@@ -217,6 +209,7 @@ class SinGAN(nn.Module):
                 else:
                     z = self.noise_amps[s] * noise[s].to(prev)
                 out = _residual_step(net, z, prev, pad_for(net))
+        assert out is not None, "no scale was run"
         return out
 
     def _require_trained(self) -> None:
