@@ -37,7 +37,7 @@ from .errors import ConfigError, DataError
 from .metrics.swd import sliced_wasserstein
 
 __all__ = ["Chain", "as_chain", "sample", "inject", "harmonize", "paint_to_image", "training_view", "run_all",
-           "super_resolve", "animate", "save_gif", "region_swd", "frame_changes",
+           "super_resolve", "animate", "save_gif", "region_swd", "patch_swd", "frame_changes",
            "default_scale", "check_mask"]
 
 
@@ -149,9 +149,8 @@ def inject(chain: Chain, image: torch.Tensor, scale: int, n: int = 1,
     _check_scale(chain, scale, "inject")
     _check_n(n, "inject")
     x = resize_to(image, chain.shapes[scale - 1]).unsqueeze(0).expand(n, -1, -1, -1)
-    noise = chain.noise(n, chain.shapes, generator)
-    if zero_noise:
-        noise = [torch.zeros_like(z) for z in noise]
+    fresh = chain.noise(n, chain.shapes[scale:], generator)     # drawn for the scales that run
+    noise = [None] * scale + [torch.zeros_like(z) if zero_noise else z for z in fresh]
     return chain.run(noise, start=scale, x=x.contiguous()).clamp(-1, 1).cpu()
 
 
@@ -272,6 +271,10 @@ def _patches(x: torch.Tensor, k: int = 7) -> torch.Tensor:
     return F.unfold(x[None].double(), k).squeeze(0).t()                  # (L, 3·k·k)
 
 
+def _normalised(image: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return (image - ref.mean((1, 2), keepdim=True)) / ref.std((1, 2), keepdim=True).clamp_min(1e-6)
+
+
 def region_swd(image: torch.Tensor, mask: torch.Tensor, n_projections: int = 256,
                seed: int = 0) -> float:
     """How far the patch statistics inside ``mask`` are from the rest of the image: the sliced
@@ -283,8 +286,7 @@ def region_swd(image: torch.Tensor, mask: torch.Tensor, n_projections: int = 256
     k = 7
     if min(image.shape[1:]) < k + 2:
         raise DataError(f"region_swd needs an image of at least {k + 2} px a side")
-    x = (image - image.mean((1, 2), keepdim=True)) / image.std((1, 2), keepdim=True).clamp_min(1e-6)
-    p = _patches(x, k)
+    p = _patches(_normalised(image, image), k)
     centre = m[0, k // 2: image.shape[1] - k // 2, k // 2: image.shape[2] - k // 2].reshape(-1)
     inside, outside = p[centre > 0.5], p[centre <= 0.5]
     if len(inside) == 0 or len(outside) == 0:
@@ -292,6 +294,21 @@ def region_swd(image: torch.Tensor, mask: torch.Tensor, n_projections: int = 256
                         "(away from the 3-px border)")
     g = torch.Generator().manual_seed(int(seed))
     return 1e3 * sliced_wasserstein(inside, outside, n_projections, generator=g)
+
+
+def patch_swd(real: torch.Tensor, fake: torch.Tensor, n_projections: int = 256,
+              seed: int = 0) -> float:
+    """SWD ×10³ between every 7×7 patch of ``real`` and of ``fake``, two images of any sizes
+    (a retargeted sample against its training image), at one level: the raw patches, channels
+    normalised by ``real``'s mean and std. Unlike :func:`mil_core.metrics.swd.swd_per_sample`
+    it needs no common Laplacian pyramid, so sizes and aspects may differ freely."""
+    real = _check_image(real, "patch_swd: real")
+    fake = _check_image(fake, "patch_swd: fake")
+    if min(*real.shape[1:], *fake.shape[1:]) < 7:
+        raise DataError("patch_swd needs images of at least 7 px a side (the patch size)")
+    g = torch.Generator().manual_seed(int(seed))
+    return 1e3 * sliced_wasserstein(_patches(_normalised(real, real)),
+                                    _patches(_normalised(fake, real)), n_projections, generator=g)
 
 
 def frame_changes(frames: torch.Tensor) -> dict[str, float]:
@@ -307,15 +324,25 @@ def frame_changes(frames: torch.Tensor) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- the whole suite
 
-def training_view(chain: Chain, image: torch.Tensor) -> torch.Tensor:
-    """``image`` centre-cropped to the chain's aspect and resized to its finest shape: the
-    frame in which the applications' inputs are made (a hyper-GAN crops every image to its
-    canonical aspect)."""
+def training_view(chain: Chain, image: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
+    """``image`` centre-cropped to the chain's aspect and resized to ``factor`` × its finest
+    shape: at 1, the frame in which the applications' inputs are made (a hyper-GAN crops every
+    image to its canonical aspect); above 1, the same view at a higher resolution, the ground
+    truth that super-resolving the training view is compared with."""
     from .data.pyramid import center_crop_to_aspect
 
     image = _check_image(image, "training_view: image")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
+        raise ConfigError(f"training_view: factor must be a positive number, got {factor!r}")
     h, w = chain.shapes[-1]
-    return resize_to(center_crop_to_aspect(image, h / w), (h, w))
+    shape = (round(h * factor), round(w * factor))
+    view = center_crop_to_aspect(image, h / w)
+    if factor > 1 and (view.shape[1] < shape[0] or view.shape[2] < shape[1]):
+        raise DataError(f"training_view: the image's {chain.name} view is {tuple(view.shape[1:])}"
+                        f", smaller than {factor:g} × the training size {shape}; there is no "
+                        "ground truth at that resolution (use a larger photo or a smaller "
+                        "sr_factor)")
+    return resize_to(view, shape)
 
 
 def run_all(chain: Chain, image: torch.Tensor, other: torch.Tensor, *, seed: int = 0,
@@ -326,17 +353,21 @@ def run_all(chain: Chain, image: torch.Tensor, other: torch.Tensor, *, seed: int
     - harmonization: a crop of ``other`` pasted into the lower middle (a quarter of each side);
     - editing: the upper-left quarter copied to the lower right;
     - paint-to-image: ``image`` quantised to ``paint_colours`` flat colours;
-    - super-resolution: ``image`` downscaled by ``sr_factor`` and brought back, against bicubic;
+    - super-resolution: the training view super-resolved by ``sr_factor`` beyond the model's
+      training size (SinGAN's protocol: the model was trained on the low-resolution image), against
+      bicubic, both compared with ``image`` itself at that resolution (so ``image`` must be at
+      least ``sr_factor`` × the training size: a known downscale);
     - animation: ``n_frames`` frames.
 
     Returns ``(pictures, rows)``: the inputs and outputs by name, and one row per application
     with its number before and after (region patch SWD for harmonization and editing; per-sample
-    SWD ×10³ to the real image for paint and super-resolution; frame change and drift for the
-    animation)."""
+    SWD ×10³ to the real image for paint and super-resolution, and RMSE on 0–255 for
+    super-resolution; frame change and drift for the animation)."""
     from .application_inputs import copy_move, naive_paste, quantize_paint
     from .metrics.swd import swd_per_sample
 
     real = training_view(chain, image)
+    truth = training_view(chain, image, sr_factor)                     # (3, f·H, f·W)
     h, w = real.shape[1:]
     g = lambda k: torch.Generator().manual_seed(int(seed) + k)   # noqa: E731
     bh, bw = max(4, h // 4), max(4, w // 4)
@@ -347,12 +378,12 @@ def run_all(chain: Chain, image: torch.Tensor, other: torch.Tensor, *, seed: int
     edit = harmonize(chain, edited, m_edit, generator=g(2), application="editing")[0]
     paint = quantize_paint(real, paint_colours, seed=seed)
     painted = paint_to_image(chain, paint, generator=g(3))[0]
-    lo = resize_to(real, (max(8, round(h / sr_factor)), max(8, round(w / sr_factor))))
-    sr = super_resolve(chain, lo, h / lo.shape[1], generator=g(4))[0]
-    sr = resize_to(sr, (h, w))
-    bicubic = resize_to(lo, (h, w))
+    sr = super_resolve(chain, real, sr_factor, generator=g(4))[0]
+    bicubic = resize_to(real, tuple(truth.shape[1:]))
     frames = animate(chain, n_frames, generator=g(5))
     swd_to_real = lambda x: swd_per_sample(real, x[None])["mean"]   # noqa: E731
+    swd_hr = lambda x: swd_per_sample(truth, x[None])["mean"]       # noqa: E731
+    rmse = lambda x, y: float(127.5 * (x - y).pow(2).mean().sqrt())  # noqa: E731
     ch = frame_changes(frames)
     rows = [
         {"application": "harmonization", "measure": "region patch SWD ×10³ (pasted vs rest)",
@@ -364,13 +395,15 @@ def run_all(chain: Chain, image: torch.Tensor, other: torch.Tensor, *, seed: int
         {"application": "paint-to-image", "measure": "SWD ×10³ to the real image",
          "input": swd_to_real(paint), "output": swd_to_real(painted),
          "scale": default_scale(chain, "paint")},
-        {"application": "super-resolution", "measure": f"SWD ×10³ to the real image (×{sr_factor:g}; input: bicubic)",
-         "input": swd_to_real(bicubic), "output": swd_to_real(sr), "scale": chain.n_scales - 1},
+        {"application": "super-resolution", "measure": f"SWD ×10³ to the ×{sr_factor:g} real image (input: bicubic)",
+         "input": swd_hr(bicubic), "output": swd_hr(sr), "scale": chain.n_scales - 1},
+        {"application": "super-resolution", "measure": f"RMSE (0–255) to the ×{sr_factor:g} real image (input: bicubic)",
+         "input": rmse(bicubic, truth), "output": rmse(sr, truth), "scale": chain.n_scales - 1},
         {"application": "animation", "measure": "frame change / drift of the last frame",
          "input": ch["frame change"], "output": ch["drift last"], "scale": 0},
     ]
     pictures = {"real": real, "paste": comp, "harmonized": harm, "edit input": edited,
-                "edited": edit, "paint": paint, "painted": painted, "low-res": resize_to(lo, (h, w)),
+                "edited": edit, "paint": paint, "painted": painted, "high-res truth": truth,
                 "bicubic": bicubic, "super-resolved": sr, "frames": frames}
     for r in rows:
         r["model"] = chain.name

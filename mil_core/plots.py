@@ -20,7 +20,8 @@ from .frontier import TOLERANCE, frontier_points
 
 __all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid",
            "training_curves", "ekld_size_figure", "slope_summary_figure", "frontier_figure",
-           "leakage_heatmaps", "scale_curves", "slope_curves", "bilevel_diagram"]
+           "leakage_heatmaps", "scale_curves", "slope_curves", "mean_curves", "loss_curves",
+           "bilevel_diagram", "true_size_grid"]
 
 
 def to_display(img: torch.Tensor) -> np.ndarray:
@@ -67,6 +68,42 @@ def pyramid_figure(scales: Sequence[torch.Tensor], title: str = "") -> plt.Figur
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def true_size_grid(rows: dict[str, Sequence[torch.Tensor]], titles: Sequence[str] | None = None,
+                   inch_per_px: float = 0.03, suptitle: str | None = None) -> plt.Figure:
+    """Rows of images drawn at their true relative sizes (a retargeting grid: a 1 × 2 sample is
+    twice as wide as the training-size one). ``rows``: label → images (3, H, W); ``titles``: one
+    per column (the first row's order). ``inch_per_px``: the drawing scale."""
+    if not rows:
+        raise ConfigError("true_size_grid: no rows to draw")
+    labels = list(rows)
+    gap, left = 0.12, 1.0                                     # inches between images; for labels
+    top = 0.3 + (0.4 if suptitle else 0)                       # inches for the titles
+    widths = [sum(im.shape[-1] * inch_per_px + gap for im in rows[r]) for r in labels]
+    heights = [max(im.shape[-2] for im in rows[r]) * inch_per_px for r in labels]
+    fig_w = left + max(widths) + gap
+    fig_h = top + sum(h + gap for h in heights) + gap
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    y = fig_h - top
+    for r, (label, row_h) in enumerate(zip(labels, heights)):
+        y -= row_h
+        x = left
+        for c, im in enumerate(rows[label]):
+            h, w = im.shape[-2] * inch_per_px, im.shape[-1] * inch_per_px
+            ax = fig.add_axes([x / fig_w, (y + row_h - h) / fig_h, w / fig_w, h / fig_h])
+            ax.imshow(to_display(im), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and titles is not None and c < len(titles):
+                ax.set_title(titles[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+            x += w + gap
+        y -= gap
+    if suptitle:
+        fig.suptitle(suptitle, y=1 - 0.05 / fig_h, va="top")
     return fig
 
 

@@ -152,13 +152,46 @@ def test_region_swd_is_zero_for_a_statistically_uniform_image_and_large_for_a_pa
 
 @pytest.mark.parametrize("kind", ["SinGAN", "hyper-GAN"])
 def test_run_all_gives_every_application_a_number(chains, kind):
-    pics, rows = A.run_all(chains[kind], stripes(), blob(), n_frames=4)
+    pics, rows = A.run_all(chains[kind], stripes(48, 64), blob(), n_frames=4)
     assert [r["application"] for r in rows] == ["harmonization", "editing", "paint-to-image",
-                                                "super-resolution", "animation"]
+                                                "super-resolution", "super-resolution",
+                                                "animation"]
     assert all(np.isfinite(r["input"]) and np.isfinite(r["output"]) for r in rows)
     assert all(r["model"] == kind for r in rows)
     shape = (3, *chains[kind].shapes[-1])
-    assert pics["harmonized"].shape == shape and pics["super-resolved"].shape == shape
+    assert pics["harmonized"].shape == shape
+    h, w = chains[kind].shapes[-1]                   # SR goes beyond the training size, ×2
+    assert pics["super-resolved"].shape == pics["high-res truth"].shape == (3, 2 * h, 2 * w)
+    assert rows[4]["measure"].startswith("RMSE") and rows[4]["input"] > 0
     assert pics["frames"].shape[0] == 4
     harm = rows[0]
     assert harm["input"] > 0                         # a naive paste differs from its background
+
+
+def test_super_resolution_needs_a_ground_truth_at_the_higher_resolution(chains):
+    """SR is measured against the photo itself at sr_factor × the training size: a photo no
+    larger than the training view has no such truth, and says so."""
+    with pytest.raises(DataError, match="no ground truth at that resolution"):
+        A.run_all(chains["SinGAN"], stripes(), blob(), n_frames=2)
+    with pytest.raises(ConfigError, match="factor must be a positive number"):
+        A.training_view(chains["SinGAN"], stripes(), factor="2")
+
+
+def test_singan_inject_is_the_applications_inject(chains):
+    """One definition of injection: SinGAN.inject and applications.inject agree exactly for
+    the same generator (image resized to scale s − 1, noise drawn for scales s … N)."""
+    sg_chain = chains["SinGAN"]
+    model = sg_chain.run.__self__                     # the SinGAN behind the chain
+    for s in range(1, sg_chain.n_scales):
+        a = model.inject(blob(), s, 2, generator=torch.Generator().manual_seed(3))
+        b = A.inject(sg_chain, blob(), s, 2, generator=torch.Generator().manual_seed(3))
+        torch.testing.assert_close(a, b)
+
+
+def test_patch_swd_compares_images_of_any_size_by_their_patch_statistics():
+    x = stripes(24, 32)
+    assert A.patch_swd(x, x) == pytest.approx(0.0, abs=1e-9)
+    tiled = torch.cat([x, x], dim=-1)                           # 1 × 2, the same patches and a seam
+    assert A.patch_swd(x, tiled) < 0.2 * A.patch_swd(x, blob(24, 64))
+    with pytest.raises(DataError, match="at least 7 px"):
+        A.patch_swd(x, torch.zeros(3, 5, 40))

@@ -135,3 +135,21 @@ def test_loss_curves_smooth_each_run_over_its_iterations():
     assert list(line.get_xdata()) == [0, 1, 2, 3]
     assert list(line.get_ydata()) == pytest.approx([0.0, 0.5, 0.5, 0.5])
     assert fig.axes[0].get_title() == "L" and line.get_label() == "a"
+
+
+def test_true_size_grid_draws_each_image_at_its_relative_size_under_the_title():
+    rows = {"SinGAN": [torch.zeros(3, 20, 30), torch.zeros(3, 20, 60), torch.zeros(3, 30, 30)],
+            "hyper-GAN": [torch.zeros(3, 20, 30), torch.zeros(3, 20, 60), torch.zeros(3, 30, 30)]}
+    fig = plots.true_size_grid(rows, ["training size", "1 × 2", "1.5 × 1"], suptitle="retargeting")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.get_window_extent(renderer) for ax in fig.axes]
+    assert len(boxes) == 6
+    assert boxes[1].width == pytest.approx(2 * boxes[0].width, rel=0.02)      # 1 × 2 is twice as wide
+    assert boxes[2].height == pytest.approx(1.5 * boxes[0].height, rel=0.02)  # 1.5 × 1 is taller
+    assert fig.axes[0].get_ylabel() == "SinGAN" and fig.axes[3].get_ylabel() == "hyper-GAN"
+    title = fig._suptitle.get_window_extent(renderer)
+    tops = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
+    assert title.y0 >= max(t.y1 for t in tops) and title.y1 <= fig.bbox.y1 + 1
+    with pytest.raises(Exception, match="no rows"):
+        plots.true_size_grid({})

@@ -265,12 +265,15 @@ class SinGAN(nn.Module):
     def inject(self, image: torch.Tensor, scale: int, n: int = 1,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Generate from ``image`` injected at ``scale`` (SinGAN Sec. 4: paint-to-image,
-        editing, harmonization): ``resize(image, shapes[scale])`` stands for ``↑x_{scale−1}``,
-        the input of ``G_scale``; scales ``scale … N`` then run as in :meth:`sample` (noise
-        σ_n·z_n added from ``scale`` on). So structure coarser than ``scale`` comes from
-        ``image``, finer detail from the model. ``1 <= scale < n_trained``: ``G_0`` was trained
-        on pure noise (its previous output is always 0), so there is no injecting at scale 0.
-        Returns (n, 3, H_N, W_N) in [-1, 1]."""
+        editing, harmonization): ``image`` resized to scale ``scale − 1`` stands for
+        ``x_{scale−1}`` and is upsampled into ``G_scale`` as every previous output is (SinGAN's
+        reference code resizes its input to scale n − 1 and up again); scales ``scale … N`` then
+        run as in :meth:`sample` (noise σ_n·z_n added from ``scale`` on). So structure coarser
+        than ``scale`` comes from ``image``, finer detail from the model, and injecting the
+        model's own scale ``scale − 1`` output continues its chain exactly (the same definition
+        as :func:`mil_core.applications.inject`). ``1 <= scale < n_trained``: ``G_0`` was
+        trained on pure noise (its previous output is always 0), so there is no injecting at
+        scale 0. Returns (n, 3, H_N, W_N) in [-1, 1]."""
         self._require_trained()
         check_gan_image(image, "SinGAN")
         if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale < self.n_trained:
@@ -278,8 +281,8 @@ class SinGAN(nn.Module):
                               f"got {scale!r}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"inject: n must be a positive integer, got {n!r}")
-        start = resize_to(image.detach().float().cpu(), self.shapes[scale])    # (3, H_s, W_s)
-        x = start.unsqueeze(0).expand(n, -1, -1, -1).to(self.device)           # (n, 3, H_s, W_s)
+        prev = resize_to(image.detach().float().cpu(), self.shapes[scale - 1])  # (3, H_{s-1}, W_{s-1})
+        x = prev.unsqueeze(0).expand(n, -1, -1, -1).to(self.device)            # (n, 3, H_{s-1}, W_{s-1})
         return self._eval_run(lambda: self._generate(self.shapes, n, generator=generator,
                                                      start=scale, x=x))
 
