@@ -11,12 +11,14 @@ SMOKE := build/smoke
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: reproduce publish test unit unit-other-kernels venv clean help
+.PHONY: reproduce publish test unit unit-other-kernels venv clean help book student
 
 help:
 	@echo "make reproduce [PROFILE=smoke|cpu|paper] [ONLY=00,03] [JOBS=N]   run the notebook series"
 	@echo "make test                                                       unit tests + smoke notebooks + nbval"
 	@echo "make unit-other-kernels                                         unit tests under scalar CPU kernels, 2 threads"
+	@echo "make book                                                       static HTML site of the committed notebooks -> build/book"
+	@echo "make student                                                    notebooks without their solution cells -> build/student"
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +55,14 @@ unit: venv
 # depends on the CPU model (AVX2 vs AVX-512 vs none) or on the thread count fails here on any machine.
 unit-other-kernels: venv
 	ATEN_CPU_CAPABILITY=default MIL_TEST_THREADS=2 $(PY) -m pytest tests -q -p no:cacheprovider
+
+# Teaching kit: the committed notebooks as an offline HTML site (not re-executed), and copies of
+# them without the cells tagged `solution`. Both write only under build/ (git-ignored).
+book: venv
+	$(PY) -m mil_core.book --notebooks notebooks --out build/book
+
+student: venv
+	$(PY) -m mil_core.student --notebooks notebooks --out build/student
 
 clean:
 	rm -rf build
