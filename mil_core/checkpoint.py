@@ -28,7 +28,7 @@ import struct
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -269,6 +269,38 @@ def check_same_run(path: str | os.PathLike, what: str, saved_config: Mapping[str
     if saved_seed != seed:
         raise CheckpointError(f"{path} was written with seed {saved_seed}, not {seed}; "
                               f"{OTHER_RUN_HINT}")
+
+
+def resume_single_image(path: str | os.PathLike, model_cls: Any, config: Any,
+                        reals: Sequence[Any], seed: int, unit: str = "scale"
+                        ) -> tuple[Any, dict[str, Any], Any]:
+    """Reload a single-image GAN's finished scales or stages from ``path`` and
+    check they belong to this image, config and seed; shared by ConSinGAN and HP-VAE-GAN.
+
+    ``model_cls`` has ``from_state``, ``config.to_dict()``, ``reals``, ``n_scales``, ``n_active``
+    and ``n_trained``; the checkpoint's ``extra`` holds the trainer's seed, RNG and critic state.
+    Returns ``(model, critic_state, rng_state)``.
+    """
+    state = load_checkpoint(path)
+    try:
+        model = model_cls.from_state(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    name = model_cls.__name__
+    extra = state.get("extra") or {}
+    if not {"seed", "rng", "critic"} <= set(extra):
+        raise CheckpointError(f"{path} holds no seed, RNG or critic state (it was written by "
+                              f"{name}.save, not by train_{name.lower()}), so training cannot "
+                              f"resume exactly; {OTHER_RUN_HINT}")
+    check_same_run(path, type(config).__name__, model.config.to_dict(), config.to_dict(),
+                   extra["seed"], seed)
+    same = len(reals) == model.n_scales and all(
+        a.shape == b.shape and torch.allclose(a, b, atol=1e-6) for a, b in zip(reals, model.reals))
+    if not same:
+        raise CheckpointError(f"{path} was trained on another image; {OTHER_RUN_HINT}")
+    if model.n_active != model.n_trained:
+        raise CheckpointError(f"{path} holds a {unit} that was not finished; {OTHER_RUN_HINT}")
+    return model, extra["critic"], extra["rng"]
 
 
 def prepare_checkpoint_path(checkpoint_dir: str | os.PathLike | None, name: str, *,

@@ -61,7 +61,8 @@ def label_series(table: pd.DataFrame) -> pd.DataFrame:
                         else "default")
     if "embed dim" not in table.columns:
         table["embed dim"] = float("nan")          # MIL's embedding width; none for baselines
-    names = {"singan": "SinGAN", "consingan": "ConSinGAN", "mil": "MIL"}
+    names = {"singan": "SinGAN", "consingan": "ConSinGAN", "hpvaegan": "HP-VAE-GAN",
+             "mil": "MIL"}
     series = []
     for _, r in table.iterrows():
         label = names.get(r["method"], str(r["method"]))

@@ -1,8 +1,10 @@
-"""Single-image GAN baselines (SinGAN, ConSinGAN), MIL's hyper-GAN and the blocks they share."""
+"""Single-image GAN baselines (SinGAN, ConSinGAN, HP-VAE-GAN), MIL's hyper-GAN and the blocks they share."""
 from .blocks import (ConvBlock, FiveLayerNet, channels_at_scale, init_weights, pad_for, upsample,
                      zero_pad)
 from .singan import SinGAN, SinGANConfig, train_singan
 from .consingan import ConSinGAN, ConSinGANConfig, train_consingan
+from .hpvaegan import HPVAEGAN, HPVAEGANConfig, kl_divergence
+from .hpvaegan_train import train_hpvaegan
 from .resnet import ResNetConfig, ResNetEncoder, backbone_config
 from .hypernet import PrimarySpec, ProjectionHeads, SharedWeights, primary_forward
 from .hypergan import REGIMES, HyperGAN, HyperGANConfig

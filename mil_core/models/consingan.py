@@ -49,7 +49,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import (OTHER_RUN_HINT, check_same_run, load_checkpoint, prepare_checkpoint_path,
+from ..checkpoint import (load_checkpoint, prepare_checkpoint_path, resume_single_image,
                           restore_run_log, save_checkpoint)
 from ..data.pyramid import PyramidConfig, plan_pyramid, resize_to
 from ..errors import CheckpointError, ConfigError, DataError
@@ -615,29 +615,8 @@ def train_stage(model: ConSinGAN, critic: PatchCritic, stage: int, g: torch.Gene
 
 def _resume(path: Path, cfg: ConSinGANConfig, reals: list[torch.Tensor], seed: int
             ) -> tuple[ConSinGAN, dict[str, torch.Tensor], torch.Tensor]:
-    """Reload finished stages from ``path``; check they belong to this image, config and seed.
-
-    Returns ``(model, critic_state, rng_state)``.
-    """
-    state = load_checkpoint(path)
-    try:
-        model = ConSinGAN.from_state(state)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from exc
-    extra = state.get("extra") or {}
-    if not {"seed", "rng", "critic"} <= set(extra):
-        raise CheckpointError(f"{path} holds no seed, RNG or critic state (it was written by "
-                              "ConSinGAN.save, not by train_consingan), so training cannot resume "
-                              f"exactly; {OTHER_RUN_HINT}")
-    check_same_run(path, "ConSinGANConfig", model.config.to_dict(), cfg.to_dict(),
-                   extra["seed"], seed)
-    same = len(reals) == model.n_scales and all(
-        a.shape == b.shape and torch.allclose(a, b, atol=1e-6) for a, b in zip(reals, model.reals))
-    if not same:
-        raise CheckpointError(f"{path} was trained on another image; {OTHER_RUN_HINT}")
-    if model.n_active != model.n_trained:
-        raise CheckpointError(f"{path} holds a stage that was not finished; {OTHER_RUN_HINT}")
-    return model, extra["critic"], extra["rng"]
+    """Reload finished stages from ``path`` (:func:`mil_core.checkpoint.resume_single_image`)."""
+    return resume_single_image(path, ConSinGAN, cfg, reals, seed, unit="stage")
 
 
 def train_consingan(image: torch.Tensor, cfg: ConSinGANConfig | None = None, *, seed: int = 0,
