@@ -5,12 +5,22 @@ class and the field, e.g. ``SinGANConfig.lr_g must be a positive number, got -1`
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from .errors import ConfigError
 
 __all__ = ["positive_ints", "positive_numbers", "nonnegative_numbers", "adam_betas", "fraction"]
+
+
+def with_overrides(cls: type, values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Any:
+    """``cls(**values)`` with ``overrides`` replacing fields: the last step of every config's
+    ``from_profile``. An override that names no field of ``cls`` is a ConfigError."""
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ConfigError(f"{cls.__name__}.from_profile: unknown field(s) {sorted(unknown)}")
+    return cls(**{**values, **overrides})
 
 
 def _where(cfg: object, name: str) -> str:

@@ -49,6 +49,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import validation as check
 from ..checkpoint import (load_checkpoint, prepare_checkpoint_path, resume_single_image,
                           restore_run_log, save_checkpoint)
 from ..data.pyramid import PyramidConfig, plan_pyramid, resize_to
@@ -161,11 +162,7 @@ class ConSinGANConfig:
             values.update(n_stages=_N_STAGES.get(prof.name, 6), channels=gan.channels)
             if prof.name in _SHORT_BUDGET_LR:
                 values["lr"] = _SHORT_BUDGET_LR[prof.name]
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"ConSinGANConfig.from_profile: unknown field(s) {sorted(unknown)}")
-        values.update(overrides)
-        return cls(**values)
+        return check.with_overrides(cls, values, overrides)
 
 
 # ---------------------------------------------------------------------------------------------

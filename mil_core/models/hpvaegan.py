@@ -102,11 +102,7 @@ class HPVAEGANConfig:
                                   max_size=image.hpvae_max_size),
             iters_per_scale=gan.hpvae_iters_per_scale, channels=gan.hpvae_channels,
             latent_dim=gan.hpvae_latent_dim, hidden_layers=gan.hpvae_hidden_layers)
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"HPVAEGANConfig.from_profile: unknown field(s) {sorted(unknown)}")
-        values.update(overrides)
-        return cls(**values)
+        return check.with_overrides(cls, values, overrides)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field."""

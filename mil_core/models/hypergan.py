@@ -111,11 +111,7 @@ class HyperGANConfig:
             iters_per_scale=g.dataset_iters_per_scale if regime == "dataset" else g.iters_per_scale,
             batch_size=g.batch_size if regime == "dataset" else int(n_images),
             checkpoint_every=g.checkpoint_every, lr_g=g.mil_lr, lr_d=g.mil_lr)
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"HyperGANConfig.from_profile: unknown field(s) {sorted(unknown)}")
-        values.update(overrides)
-        return cls(**values)
+        return check.with_overrides(cls, values, overrides)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field."""

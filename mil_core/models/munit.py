@@ -107,11 +107,7 @@ class MUNITConfig:
                                       checkpoint_every=prof.gan.checkpoint_every,
                                       dim=g.munit_dim, dis_dim=g.munit_dim, n_res=g.munit_n_res,
                                       mlp_dim=g.munit_mlp_dim)
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"MUNITConfig.from_profile: unknown field(s) {sorted(unknown)}")
-        values.update(overrides)
-        return cls(**values)
+        return check.with_overrides(cls, values, overrides)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field."""

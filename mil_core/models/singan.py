@@ -90,11 +90,7 @@ class SinGANConfig:
             channels=prof.gan.channels, max_channels=4 * prof.gan.channels,
             iters_per_scale=prof.gan.iters_per_scale, steps_d=prof.gan.steps_d,
             steps_g=prof.gan.steps_g)
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"SinGANConfig.from_profile: unknown field(s) {sorted(unknown)}")
-        values.update(overrides)
-        return cls(**values)
+        return check.with_overrides(cls, values, overrides)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field."""
