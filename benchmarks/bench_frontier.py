@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_frontier.py --method singan --size 128 --iters 300
     .venv/bin/python benchmarks/bench_frontier.py --method consingan --size 128 --iters 300
+    .venv/bin/python benchmarks/bench_frontier.py --method hpvaegan --size 128 --iters 1200
     .venv/bin/python benchmarks/bench_frontier.py --method mil --size 128 --iters 600 \\
         --train-images 49
     .venv/bin/python benchmarks/bench_frontier.py --show          # the table so far
@@ -47,8 +48,8 @@ from mil_core import calibration as C
 from mil_core import data as D
 from mil_core.frontier import normalised_minutes, save_samples
 from mil_core import metrics as M
-from mil_core.models import (ConSinGANConfig, HyperGANConfig, SinGANConfig, train_consingan,
-                             train_singan)
+from mil_core.models import (ConSinGANConfig, HPVAEGANConfig, HyperGANConfig, SinGANConfig,
+                             train_consingan, train_hpvaegan, train_singan)
 from mil_core.models.hypergan import canonical_shapes
 from mil_core.models.hypergan_train import train_hypergan
 from mil_core.profiles import get_profile
@@ -111,7 +112,7 @@ def quality(real: torch.Tensor, samples: torch.Tensor, name: str, seed: int) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", choices=("singan", "consingan", "mil"))
+    ap.add_argument("--method", choices=("singan", "consingan", "hpvaegan", "mil"))
     ap.add_argument("--profile", default="cpu", help="the profile the budget starts from")
     ap.add_argument("--size", type=int, default=128, help="long side of the finest scale, px")
     ap.add_argument("--iters", type=int, default=None, help="iterations (steps) per scale")
@@ -141,14 +142,20 @@ def main() -> None:
     if places is None:
         raise SystemExit("error: Places-50 not found (../shared/data/places50 or $MIL_PLACES50)")
     threads = set_threads(args.threads)
+    hpvae = args.method == "hpvaegan"
     changes = {"image.max_size": args.size}
+    if hpvae:
+        changes["image.hpvae_max_size"] = args.size
     if args.iters is not None:
-        changes["gan.dataset_iters_per_scale" if args.method == "mil"
-                else "gan.iters_per_scale"] = args.iters
+        changes[{"mil": "gan.dataset_iters_per_scale", "hpvaegan": "gan.hpvae_iters_per_scale"}
+                .get(args.method, "gan.iters_per_scale")] = args.iters
     if args.steps is not None:
         changes.update({"gan.steps_d": args.steps, "gan.steps_g": args.steps})
+    if args.steps is not None and hpvae:
+        ap.error("--steps: HP-VAE-GAN takes one G and one D step per iteration")
     if args.channels is not None:
-        changes["gan.mil_channels" if args.method == "mil" else "gan.channels"] = args.channels
+        changes[{"mil": "gan.mil_channels", "hpvaegan": "gan.hpvae_channels"}
+                .get(args.method, "gan.channels")] = args.channels
     if args.n_scales is not None:
         changes["image.n_scales"] = args.n_scales
     prof = get_profile(args.profile, **changes)
@@ -158,7 +165,8 @@ def main() -> None:
     items = [(p.stem, D.pyramid.center_crop_to_aspect(D.load_image(p), mil_cfg.pyramid.aspect))
              for p in files[:max(n_train, args.images)]]
     h, w = canonical_shapes(mil_cfg.pyramid)[-1]
-    width = prof.gan.mil_channels if args.method == "mil" else prof.gan.channels
+    width = {"mil": prof.gan.mil_channels, "hpvaegan": prof.gan.hpvae_channels}.get(
+        args.method, prof.gan.channels)
     peak = conv_peak(1, width, h, w)
     print(f"{args.method} at {args.size} px, {threads} thread(s); conv peak {peak:.1f} GFLOP/s",
           flush=True)
@@ -189,6 +197,9 @@ def main() -> None:
             if args.method == "singan":
                 cfg = SinGANConfig.from_profile(prof)
                 train, iters = train_singan, cfg.iters_per_scale
+            elif hpvae:
+                cfg = HPVAEGANConfig.from_profile(prof)
+                train, iters = train_hpvaegan, cfg.iters_per_scale
             else:
                 cfg = ConSinGANConfig.from_profile(prof)
                 train, iters = train_consingan, cfg.iters_per_stage
@@ -197,7 +208,8 @@ def main() -> None:
             minutes = (time.perf_counter() - start) / 60
             real = model.reals[-1]
             fakes = model.sample(args.samples, generator=torch.Generator().manual_seed(args.seed))
-            rows.append({**common, "iters/scale": iters, "steps D/G": f"{cfg.steps_d}/{cfg.steps_g}",
+            steps = "1/1" if hpvae else f"{cfg.steps_d}/{cfg.steps_g}"
+            rows.append({**common, "iters/scale": iters, "steps D/G": steps,
                          "channels": cfg.channels, "scales": len(model.shapes),
                          "train images": 1, "batch": 1, "image": name,
                          "H×W": "×".join(map(str, real.shape[-2:])), "min/image": minutes,
