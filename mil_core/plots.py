@@ -21,7 +21,7 @@ from .frontier import TOLERANCE, frontier_points
 __all__ = ["to_display", "image_grid", "pyramid_figure", "class_size_figure", "transform_grid",
            "training_curves", "ekld_size_figure", "slope_summary_figure", "frontier_figure",
            "leakage_heatmaps", "scale_curves", "slope_curves", "mean_curves", "loss_curves",
-           "bilevel_diagram", "true_size_grid"]
+           "bilevel_diagram", "true_size_grid", "head_size_figure"]
 
 
 def to_display(img: torch.Tensor) -> np.ndarray:
@@ -460,5 +460,37 @@ def bilevel_diagram() -> plt.Figure:
             "per task; MUNIT's inner critic is shared by all classes, and no term rewards doing "
             "better on a task because other tasks were seen.", ha="center", fontsize=9.5,
             style="italic", wrap=True)
+    fig.tight_layout()
+    return fig
+
+
+def head_size_figure(table: pd.DataFrame, columns: Sequence[tuple[str, str]] = (
+        ("SWD ×1e3", "patches: SWD ×1e3 (lower is better)"),
+        ("layout", "layout distance (lower is better)"),
+        ("diversity", "diversity")), reference: str | None = None) -> plt.Figure:
+    """Quality against head size (12): one panel per column of ``table`` (rows: variants with
+    ``G head params/scale`` and ``encoder``), x on a log scale, frozen-encoder rows hollow, and
+    a dotted line at the ``reference`` row (default: the first)."""
+    need = {"G head params/scale", "encoder", *(c for c, _ in columns)}
+    if not need <= set(table.columns):
+        raise ConfigError(f"head_size_figure: table needs columns {sorted(need)}, got "
+                          f"{sorted(table.columns)}")
+    ref = table.index[0] if reference is None else reference
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.6), squeeze=False)
+    for ax, (col, label) in zip(axes[0], columns):
+        for name, row in table.iterrows():
+            frozen = row["encoder"] == "frozen"
+            ax.scatter(row["G head params/scale"], row[col], s=46, marker="s" if frozen else "o",
+                       facecolors="none" if frozen else "C0", edgecolors="C3" if frozen else "C0")
+            ax.annotate(str(name), (row["G head params/scale"], row[col]), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
+        ax.axhline(table.loc[ref, col], ls=":", c="0.4", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("G head parameters per scale")
+        ax.set_title(label, fontsize=10)
+    keys = [plt.Line2D([], [], marker="o", ls="", c="C0", label="trained encoder"),
+            plt.Line2D([], [], marker="s", ls="", mfc="none", c="C3", label="frozen encoder"),
+            plt.Line2D([], [], ls=":", c="0.4", label=str(ref))]
+    axes[0][0].legend(handles=keys, fontsize=7, loc="best")
     fig.tight_layout()
     return fig

@@ -46,6 +46,8 @@ class ImageConfig:
     n_test_images: int = 9       # held-out images the feed-forward models never see (07)
     hpvae_min_size: int = 32     # HP-VAE-GAN's coarsest short side, px (official `min_size` 32)
     hpvae_max_size: int = 256    # HP-VAE-GAN's finest long side, px (official `max_size` 256)
+    heads_n_images: int = 50     # Places-50 images of the head / frozen-encoder study (12;
+    #                              Appendix C: Places-50)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class GanConfig:
     hpvae_latent_dim: int = 128   # channels of HP-VAE-GAN's spatial latent, official `latent_dim`
     hpvae_hidden_layers: int = 5  # hidden 3x3 convs between head and tail, official `num_layer`
     #                               (so 7 convs per net; smoke/cpu: 3, i.e. SinGAN's 5 convs)
+    heads_iters_per_scale: int = 4000  # per scale for every variant of the head study (12),
+    #                               which trains ~10 hyper-GANs (Places-50 dataset training: 4000)
 
 
 @dataclass(frozen=True)
@@ -145,14 +149,14 @@ PROFILES: dict[str, Profile] = {
                           n_baseline_images=2, n_samples=4, n_diversity=4,
                           minibatch_sizes=(1, 2), n_seeds=1, n_ablation_seeds=1,
                           feedforward_train_sizes=(2, 4), n_test_images=2,
-                          hpvae_min_size=12, hpvae_max_size=32),
+                          hpvae_min_size=12, hpvae_max_size=32, heads_n_images=3),
         gan=GanConfig(iters_per_scale=20, dataset_iters_per_scale=20, ablation_iters_per_scale=20,
                       feedforward_iters_per_scale=10, adapt_steps=(0, 3),
                       batch_size=2, steps_d=1,
                       steps_g=1, channels=8, checkpoint_every=10, mil_channels=8,
                       embed_dim=16, backbone="resnet-small", mil_lr=5e-4,
                       hpvae_iters_per_scale=20, hpvae_channels=8, hpvae_latent_dim=8,
-                      hpvae_hidden_layers=1),
+                      hpvae_hidden_layers=1, heads_iters_per_scale=10),
         git=GitConfig(image_size=28, epochs=2, batch_size=64, n_instances=1,
                       ekld_images_per_class=4, ekld_transforms=4, munit_iters=20,
                       munit_dim=8, munit_n_res=1, munit_mlp_dim=16, munit_datasets=("digits",),
@@ -165,14 +169,14 @@ PROFILES: dict[str, Profile] = {
         image=ImageConfig(max_size=64, min_size=16, n_scales=5, embed_size=64, n_images=10,
                           n_baseline_images=3, n_samples=20, n_diversity=20,
                           minibatch_sizes=(1, 3, 5), n_seeds=2, hpvae_min_size=16,
-                          hpvae_max_size=64),
+                          hpvae_max_size=64, heads_n_images=8),
         gan=GanConfig(iters_per_scale=400, dataset_iters_per_scale=600,
                       ablation_iters_per_scale=300, feedforward_iters_per_scale=400,
                       adapt_steps=(0, 25, 100, 250), batch_size=4, steps_d=1,
                       steps_g=1, channels=16, checkpoint_every=100, mil_channels=16,
                       embed_dim=256, backbone="resnet-small", mil_lr=2.5e-4,
                       hpvae_iters_per_scale=400, hpvae_channels=16, hpvae_latent_dim=16,
-                      hpvae_hidden_layers=3),
+                      hpvae_hidden_layers=3, heads_iters_per_scale=150),
         # HP-VAE-GAN at SinGAN's cpu budget (400 iterations per scale, 16 channels, 5 convs per
         # net) so that notebook 01 compares the three baselines at equal cost
         # embed_dim 256, not 64: on the frontier's ablation (RESULTS.md, "Quality–cost

@@ -31,7 +31,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from ..checkpoint import load_checkpoint, restore_run_log, save_checkpoint
+from ..checkpoint import (checkpoint_metadata, load_checkpoint, restore_run_log,
+                          save_checkpoint)
 from ..data.pyramid import PyramidConfig, center_crop_to_aspect, plan_pyramid, resize_to
 from .. import validation as check
 
@@ -41,11 +42,11 @@ from ..profiles import Profile, get_profile
 from ..runtime import eval_mode
 from .blocks import check_gan_image, upsample, zero_pad
 from .hypernet import NetWeights, PrimarySpec, ProjectionHeads, SharedWeights, primary_forward
-from .resnet import ResNetEncoder, backbone_config
+from .resnet import ResNetEncoder, backbone_config, load_torchvision_resnet
 
 __all__ = ["HyperGANConfig", "HyperGAN", "HyperGenerator", "HyperDiscriminator",
            "SharedDiscriminator", "REGIMES", "EXTRACTORS", "canonical_shapes",
-           "critic_parameters"]
+           "critic_parameters", "load_encoder_weights"]
 
 REGIMES = ("single", "minibatch", "dataset")   # MIL's three training regimes (paper Sec. 5)
 _KIND = "hypergan"
@@ -80,6 +81,18 @@ class HyperGANConfig:
     alpha: float = 50.0                 # reconstruction weight (Eq. 13)
     rec_mode: str = "current"           # "current" scale only (code) or "accumulated" (Eq. 15)
     noise_amp_factor: float = 1.0       # σ_n = factor · RMSE(x_n, ↑x̃_{n−1}) (MIL: 1, SinGAN 0.1)
+    head_layers: int = 1                # Linear layers per projection head: 1 (MIL), 3 or 5
+    #                                     (Appendix C); G's heads and the hyper-critic's
+    head_rank: int = 0                  # 0: full heads (MIL); r > 0: compact rank-r heads, each
+    #                                     net a per-image mix of r basis nets (ProjectionHeads)
+    head_fan_in_scale: bool = True      # rank-r heads: scale c by D/r so that Adam moves the
+    #                                     generated weights as fast as MIL's heads do (see
+    #                                     ProjectionHeads); False: the plain factorisation
+    encoder_frozen: bool = False        # G's encoder fixed through training (Appendix C)
+    encoder_weights: str = ""           # G's encoder weights at the start of training: a
+    #                                     hyper-GAN checkpoint, or a torchvision-format ResNet
+    #                                     state dict (.pth / .safetensors; norm="batch"); "":
+    #                                     random initialisation (see load_encoder_weights)
     checkpoint_every: int = 500         # steps between atomic checkpoints (with checkpoint_dir)
     log_every: int = 10                 # steps between rows of ``history``
 
@@ -138,6 +151,27 @@ class HyperGANConfig:
             raise ConfigError(f"HyperGANConfig.extractor={self.extractor!r} shares the hyper-"
                               "critic's encoder with the generator; it needs discriminator="
                               "'hyper' (a shared critic has no encoder)")
+        if isinstance(self.head_layers, bool) or not isinstance(self.head_layers, int) \
+                or self.head_layers < 1:
+            raise ConfigError(f"HyperGANConfig.head_layers must be an integer >= 1 (1: MIL's "
+                              f"linear heads), got {self.head_layers!r}")
+        if isinstance(self.head_rank, bool) or not isinstance(self.head_rank, int) \
+                or self.head_rank < 0:
+            raise ConfigError(f"HyperGANConfig.head_rank must be an integer >= 0 (0: full "
+                              f"heads), got {self.head_rank!r}")
+        if not isinstance(self.head_fan_in_scale, bool):
+            raise ConfigError(f"HyperGANConfig.head_fan_in_scale must be True or False, got "
+                              f"{self.head_fan_in_scale!r}")
+        if not isinstance(self.encoder_frozen, bool):
+            raise ConfigError(f"HyperGANConfig.encoder_frozen must be True or False, got "
+                              f"{self.encoder_frozen!r}")
+        if not isinstance(self.encoder_weights, str):
+            raise ConfigError(f"HyperGANConfig.encoder_weights must be a file path (str) or "
+                              f"'', got {type(self.encoder_weights).__name__}")
+        if self.encoder_frozen and self.extractor != "separate":
+            raise ConfigError(f"HyperGANConfig.encoder_frozen with extractor="
+                              f"{self.extractor!r}: the shared-extractor ablation trains the "
+                              "one encoder by design; use extractor='separate'")
         check.positive_numbers(self, ("lr_g", "lr_d"))
         check.nonnegative_numbers(self, ("grad_clip", "lambda_grad", "alpha", "noise_amp_factor"))
         check.adam_betas(self)
@@ -148,6 +182,13 @@ class HyperGANConfig:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         return d
+
+    @property
+    def head(self) -> str:
+        """A short name of the head variant, e.g. ``"linear"``, ``"3-layer"``, ``"rank 16"``."""
+        depth = f"{self.head_layers}-layer" if self.head_layers > 1 else ""
+        kind = f"rank {self.head_rank}" if self.head_rank else ("linear" if not depth else "")
+        return " ".join(k for k in (depth, kind) if k)
 
     @property
     def g_spec(self) -> PrimarySpec:
@@ -177,13 +218,25 @@ class HyperGenerator(nn.Module):
         super().__init__()
         self.spec = cfg.g_spec
         self.embed_dim = cfg.embed_dim
+        self.head_args = (cfg.head_layers, cfg.head_rank, cfg.head_fan_in_scale)
+        self.encoder_frozen = cfg.encoder_frozen
         self.encoder = ResNetEncoder(backbone_config(cfg.backbone, cfg.norm), cfg.embed_dim)
+        if self.encoder_frozen:
+            self.encoder.requires_grad_(False)
         self.heads = nn.ModuleList()
+
+    def train(self, mode: bool = True) -> "HyperGenerator":
+        """As ``nn.Module.train``, except that a frozen encoder always stays in evaluation
+        mode (its BatchNorm statistics, if any, never move)."""
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
 
     def add_head(self) -> ProjectionHeads:
         """Append the next scale's head: a copy of the previous one (MIL's progressive training),
         or a freshly initialised one for scale 0."""
-        head = ProjectionHeads(self.spec, self.embed_dim)
+        head = ProjectionHeads(self.spec, self.embed_dim, *self.head_args)
         if len(self.heads):
             head.load_state_dict(self.heads[-1].state_dict())
         head.to(next(self.encoder.parameters()).device)
@@ -198,7 +251,11 @@ class HyperGenerator(nn.Module):
 
     def forward(self, x_embed: torch.Tensor, stop: int | None = None
                 ) -> tuple[torch.Tensor, list[NetWeights]]:
-        e = self.encoder(x_embed)                                   # (B, D)
+        if self.encoder_frozen:                 # no graph through a fixed encoder (memory)
+            with torch.no_grad():
+                e = self.encoder(x_embed)                           # (B, D)
+        else:
+            e = self.encoder(x_embed)                               # (B, D)
         return e, self.weights_from_embedding(e, stop)
 
 
@@ -227,7 +284,8 @@ class HyperDiscriminator(nn.Module):
                               f"{'needs' if encoder is None else 'takes no'} shared encoder")
         self.encoder = (ResNetEncoder(backbone_config(cfg.backbone, cfg.norm), cfg.embed_dim)
                         if encoder is None else encoder)
-        self.heads = ProjectionHeads(self.spec, cfg.embed_dim)
+        self.heads = ProjectionHeads(self.spec, cfg.embed_dim, cfg.head_layers, cfg.head_rank,
+                                     cfg.head_fan_in_scale)
 
     def forward(self, x_embed: torch.Tensor) -> NetWeights:
         # x_embed: (B, 3, S, S) -> NetWeights of B critics
@@ -517,6 +575,68 @@ class HyperGAN(nn.Module):
         model = cls.from_state(load_checkpoint(path, map_location="cpu"))
         return model.to(map_location) if map_location is not None else model
 
+
+
+def load_encoder_weights(encoder: ResNetEncoder, path: str | Path) -> str:
+    """Fill ``encoder`` (a hyper-generator's) from the file ``path``; returns what it was.
+
+    Appendix C freezes an ImageNet-pretrained ResNet-34. Pretrained weights cannot be fetched
+    here, so two sources are accepted:
+
+    - a hyper-GAN checkpoint (:meth:`HyperGAN.save` or a training checkpoint): its generator's
+      encoder, e.g. one trained on another image collection — same ``backbone``, ``norm`` and
+      ``embed_dim`` required;
+    - a torchvision-format ResNet state dict (``.pth`` / ``.pt`` read with
+      ``torch.load(weights_only=True)``, which runs no code, or ``.safetensors``), e.g.
+      ``resnet34-b627a593.pth`` for users who have it: :func:`load_torchvision_resnet` (the
+      trunk; ``encoder.fc`` keeps its initialisation).
+
+    Raises ConfigError naming the file and what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"encoder_weights: no file at {path}; give a hyper-GAN checkpoint or "
+                          "a torchvision-format ResNet state dict (.pth or .safetensors)")
+    try:
+        meta = checkpoint_metadata(path)
+    except CheckpointError:
+        meta = None
+    if meta is not None:
+        if meta.get("kind") != _KIND:
+            raise ConfigError(f"encoder_weights: {path} is a {meta.get('kind')!r} checkpoint; "
+                              "only a hyper-GAN checkpoint carries an image encoder")
+        g = load_checkpoint(path)["G"]
+        state = {k[len("encoder."):]: v for k, v in g.items() if k.startswith("encoder.")}
+        try:
+            encoder.load_state_dict(state)
+        except RuntimeError as exc:
+            cfg = meta.get("config", {})
+            raise ConfigError(f"encoder_weights: the encoder in {path} (backbone "
+                              f"{cfg.get('backbone')!r}, norm {cfg.get('norm')!r}, embed_dim "
+                              f"{cfg.get('embed_dim')}) does not fit this config's; use the "
+                              "same three") from exc
+        return f"the encoder of the hyper-GAN {path.name}"
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        try:
+            raw: Any = load_file(str(path))
+        except Exception as exc:    # safetensors raises several types on a bad file
+            raise ConfigError(f"encoder_weights: {path} is not a readable safetensors file "
+                              f"({exc})") from exc
+    else:
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:    # a pickle with code, a truncated file, not a torch file
+            raise ConfigError(f"encoder_weights: {path} cannot be read as plain tensors "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                              "give a state dict saved with torch.save(model.state_dict())"
+                              ) from exc
+    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
+        raw = raw["state_dict"]
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise ConfigError(f"encoder_weights: {path} holds no state dict of tensors")
+    load_torchvision_resnet(encoder, raw, source=f"encoder_weights {path}")
+    return f"the torchvision-format ResNet {path.name}"
 
 
 def _as_image_list(images: Any) -> list[torch.Tensor]:

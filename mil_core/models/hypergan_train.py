@@ -54,7 +54,8 @@ from ..losses import critic_loss, reconstruction_loss
 from ..novelty import fit_novelty, reconstruction_ratio
 from ..runtime import get_device, progress
 from .blocks import stream_seed as _stream_seed   # the training stream's seed (no z* replay)
-from .hypergan import HyperGAN, HyperGANConfig, canonical_shapes, critic_parameters
+from .hypergan import (HyperGAN, HyperGANConfig, canonical_shapes, critic_parameters,
+                       load_encoder_weights)
 from .hypernet import primary_forward
 
 __all__ = ["train_hypergan", "BatchSampler", "CHECKPOINT_NAME", "main"]
@@ -320,6 +321,8 @@ def _init_run(images: Sequence[torch.Tensor] | torch.Tensor, cfg: HyperGANConfig
         torch.manual_seed(int(seed))
         model = HyperGAN(cfg, torch.zeros(1, 3, *canonical_shapes(cfg.pyramid)[0]))
         model.G.add_head()
+    if cfg.encoder_weights:                                        # Appendix C's backbone
+        load_encoder_weights(model.G.encoder, cfg.encoder_weights)
     model.z_star.copy_(torch.randn(model.z_star.shape, generator=gen))   # z*, shared by all
     reals, emb, digest = _prepare_data(model, images)
     return model, gen, reals, emb, digest
@@ -332,7 +335,7 @@ def _prepare_scale(model: HyperGAN, n: int, dev: torch.device, world: int
     gradients are averaged over processes. Returns (G to run, D to run, G's trained params)."""
     if len(model.G.heads) == n:
         model.G.add_head()                       # a copy of head n−1
-    model.G.encoder.requires_grad_(True)
+    model.G.encoder.requires_grad_(not model.config.encoder_frozen)
     for s, head in enumerate(model.G.heads):
         head.requires_grad_(s == n)
     model.D.requires_grad_(True)
@@ -540,6 +543,8 @@ def _parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"--set expects FIELD=VALUE, got {text!r}")
     key, value = text.split("=", 1)
+    if value.lower() in ("true", "false"):            # e.g. --set encoder_frozen=true
+        return key, value.lower() == "true"
     for cast in (int, float):
         try:
             return key, cast(value)

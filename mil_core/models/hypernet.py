@@ -45,6 +45,7 @@ __all__ = ["PrimarySpec", "LayerWeights", "NetWeights", "primary_forward", "prim
 
 PRIMARY_CONV_ENV = "MIL_PRIMARY_CONV"   # force "grouped" or "loop" for every device
 CONV_MODES = ("grouped", "loop")
+_TRUNK_SLOPE = 0.2                      # LeakyReLU slope inside deeper projection heads
 
 LayerWeights = tuple[torch.Tensor, torch.Tensor]   # (B, out, in, k, k), (B, out)
 NetWeights = list[LayerWeights]                      # one primary net, layer by layer
@@ -183,23 +184,85 @@ def _normalise(spec: PrimarySpec, layer: int, w_raw: torch.Tensor, b_raw: torch.
 
 
 class ProjectionHeads(nn.Module):
-    """One ``Linear(embed_dim, numel)`` per generated tensor of one primary net (MIL Sec. 3).
+    """The projection heads of one primary net: embedding ``e`` → every generated tensor.
 
-    ``forward(e)``: e (B, embed_dim) → normalised :data:`NetWeights` for the B images.
-    Default ``nn.Linear`` initialisation, like the reference code.
+    ``layers=1, rank=0`` is MIL's head (Sec. 3): one ``Linear(embed_dim, numel_t)`` per generated
+    tensor ``t``, ``θ_t = W_t·e + b_t``, default ``nn.Linear`` initialisation like the reference
+    code. Two variants, for the paper's stated main limitation (Sec. 6: 58.6 M head parameters
+    per scale at 64 channels):
+
+    - ``layers = L > 1`` (Appendix C's 3- and 5-layer heads): a trunk of ``L − 1``
+      ``Linear(embed_dim, embed_dim)`` + LeakyReLU(0.2) shared by the net's tensors, then the
+      per-tensor linear maps. The trunk is He-initialised for the 0.2 slope, so its output has
+      the scale of ``e`` and the generated weights start as well scaled as MIL's;
+    - ``rank = r > 0`` (compact, beyond the paper): a per-net coefficient layer
+      ``c = V·h`` (``V``: r × embed_dim, no bias, ``N(0, 1/embed_dim)`` so that ``c`` keeps the
+      scale of ``h``) and per-tensor maps ``θ_t = U_t·c + b_t`` (``U_t``: numel_t × r). Each
+      generated net is then a mix of ``r`` basis nets (the columns of the ``U_t``) with per-image
+      coefficients ``c(I)``; ``W_t = U_t·V`` is a rank-``r`` factorisation of MIL's head, equal
+      to it in function class when ``r ≥ embed_dim``.
+
+      ``fan_in_scale`` (default): the maps read ``(D/r)·c`` and start with weights ``r/D``
+      times smaller — the same function at initialisation, but Adam, whose step is about the
+      learning rate per parameter whatever its gradient's size, then moves each generated number
+      by ``lr·Σ_k |(D/r)·c_k|`` per step, as much as MIL's heads move it (``lr·Σ_i |e_i|``, D
+      inputs), instead of ``r/D`` of it (the learning-rate-per-fan-in rule of μP, Yang & Hu
+      2021). Without it a rank-30 head at D = 256 fits ~8× slower in θ-space (notebook 12).
+
+    :meth:`count` gives the parameter count in closed form. ``forward(e)``: e (B, embed_dim) →
+    normalised :data:`NetWeights` for the B images.
     """
 
-    def __init__(self, spec: PrimarySpec, embed_dim: int) -> None:
+    def __init__(self, spec: PrimarySpec, embed_dim: int, layers: int = 1, rank: int = 0,
+                 fan_in_scale: bool = True) -> None:
         super().__init__()
-        self.spec = spec
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+            raise ConfigError(f"ProjectionHeads: layers must be an integer >= 1, got {layers!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+            raise ConfigError(f"ProjectionHeads: rank must be an integer >= 0 (0: full linear "
+                              f"heads), got {rank!r}")
+        self.spec, self.layers, self.rank = spec, layers, rank
+        trunk: list[nn.Module] = []
+        for _ in range(layers - 1):
+            lin = nn.Linear(embed_dim, embed_dim)
+            nn.init.kaiming_normal_(lin.weight, a=_TRUNK_SLOPE, nonlinearity="leaky_relu")
+            nn.init.zeros_(lin.bias)
+            trunk += [lin, nn.LeakyReLU(_TRUNK_SLOPE)]
+        self.trunk = nn.Sequential(*trunk)                     # empty for MIL's heads
+        self.coefficients: nn.Linear | None = None
+        width = embed_dim
+        self.coefficient_scale = 1.0               # c is multiplied by this before the maps
+        if rank:
+            self.coefficients = nn.Linear(embed_dim, rank, bias=False)
+            nn.init.normal_(self.coefficients.weight, std=embed_dim ** -0.5)
+            width = rank
+            if fan_in_scale:
+                self.coefficient_scale = embed_dim / rank
         k2 = spec.kernel ** 2
-        self.weight_heads = nn.ModuleList(nn.Linear(embed_dim, o * i * k2)
+        self.weight_heads = nn.ModuleList(nn.Linear(width, o * i * k2)
                                           for o, i in spec.layer_shapes)
-        self.bias_heads = nn.ModuleList(nn.Linear(embed_dim, o) for o, _ in spec.layer_shapes)
+        self.bias_heads = nn.ModuleList(nn.Linear(width, o) for o, _ in spec.layer_shapes)
+        if self.coefficient_scale != 1.0:          # same outputs at initialisation
+            with torch.no_grad():
+                for lin in (*self.weight_heads, *self.bias_heads):
+                    lin.weight.div_(self.coefficient_scale)
+
+    @staticmethod
+    def count(spec: PrimarySpec, embed_dim: int, layers: int = 1, rank: int = 0) -> int:
+        """Parameters of the heads of one net (D = embed_dim, N = ``spec.numel()``):
+        ``(L−1)(D² + D) + (D + 1)·N`` for full heads, ``(L−1)(D² + D) + r·D +
+        (r + 1)·N`` at rank r (58,639,491 for MIL's 64-channel generator, D = 512, L = 1)."""
+        trunk = (layers - 1) * (embed_dim * embed_dim + embed_dim)
+        if rank:
+            return trunk + rank * embed_dim + (rank + 1) * spec.numel()
+        return trunk + (embed_dim + 1) * spec.numel()
 
     def forward(self, e: torch.Tensor) -> NetWeights:
         # e: (B, embed_dim) -> [(B, out, in, k, k), (B, out)] per layer
-        return [_normalise(self.spec, i, wh(e), bh(e))
+        h = self.trunk(e)                                      # (B, embed_dim)
+        if self.coefficients is not None:
+            h = self.coefficients(h) * self.coefficient_scale  # (B, rank): the mixing weights
+        return [_normalise(self.spec, i, wh(h), bh(h))
                 for i, (wh, bh) in enumerate(zip(self.weight_heads, self.bias_heads))]
 
 

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-__all__ = ["ResNetConfig", "ResNetEncoder", "BACKBONES", "backbone_config"]
+__all__ = ["ResNetConfig", "ResNetEncoder", "BACKBONES", "backbone_config",
+           "load_torchvision_resnet"]
 
 
 @dataclass(frozen=True)
@@ -131,3 +132,66 @@ class ResNetEncoder(nn.Module):
         # x: (B, 3, S, S) -> (B, out_dim)
         h = self.stages(self.stem(x))               # (B, C, S/32, S/32)
         return self.fc(h.mean(dim=(2, 3)))          # (B, out_dim)
+
+
+# --- weights from a torchvision-format ResNet (Appendix C's frozen pretrained backbone) --------
+IMAGENET_MEAN = (0.485, 0.456, 0.406)   # torchvision's input normalisation, RGB in [0, 1]
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _torchvision_name(key: str) -> str | None:
+    """Our parameter name for a torchvision ResNet key (None: the 1000-way classifier)."""
+    if key.startswith("fc."):
+        return None
+    parts = key.split(".")
+    if parts[0] in ("conv1", "bn1"):
+        return ".".join(["stem", "0" if parts[0] == "conv1" else "1", *parts[1:]])
+    if parts[0].startswith("layer"):
+        stage, block, rest = int(parts[0][5:]) - 1, parts[1], parts[2:]
+        if rest[0] == "downsample":
+            rest = ["shortcut", *rest[1:]]
+        elif rest[0].startswith("bn"):
+            rest = ["norm" + rest[0][2:], *rest[1:]]
+        return ".".join(["stages", str(stage), block, *rest])
+    return key
+
+
+def load_torchvision_resnet(encoder: ResNetEncoder, state: dict[str, torch.Tensor],
+                            source: str = "the weights") -> None:
+    """Copy a torchvision-format ResNet ``state`` (``conv1``, ``bn1``, ``layer1.0.conv1`` …) into
+    ``encoder``'s trunk; its ``fc`` (the classifier) is dropped, ``encoder.fc`` stays as it is.
+
+    torchvision's nets read ImageNet-normalised RGB in [0, 1]; ours read [-1, 1]. The change of
+    input is folded into the stem: the 7×7 conv is scaled by 1 / (2·std) per input channel and
+    the constant it then misses is moved into the BatchNorm's running mean, which is exact in
+    evaluation mode (how a frozen encoder runs) except within 3 pixels of the border, where
+    the zero padding differs. Needs ``norm="batch"`` (the statistics are BatchNorm's).
+    Raises ConfigError naming ``source`` and the first key that does not fit.
+    """
+    if encoder.config.norm != "batch":
+        raise ConfigError(f"{source}: torchvision ResNet weights carry BatchNorm statistics; "
+                          "build the encoder with norm='batch' (HyperGANConfig(norm='batch'))")
+    own = encoder.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        name = _torchvision_name(key)
+        if name is None:
+            continue
+        if name not in own or own[name].shape != value.shape:
+            got = tuple(value.shape) if hasattr(value, "shape") else type(value).__name__
+            want = tuple(own[name].shape) if name in own else "no such parameter"
+            raise ConfigError(f"{source}: {key!r} does not fit this encoder ({got} vs {want}); "
+                              "expected a torchvision ResNet of the configured backbone "
+                              "(resnet34: HyperGANConfig(backbone='resnet34'))")
+        mapped[name] = value.detach().to(own[name].dtype)
+    missing = sorted(set(own) - set(mapped) - {"fc.weight", "fc.bias"})
+    if missing:
+        raise ConfigError(f"{source}: no value for {len(missing)} encoder tensors, e.g. "
+                          f"{missing[0]!r}; expected a full torchvision ResNet state dict")
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    shift = ((0.5 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)).view(1, 3, 1, 1)
+    w = mapped["stem.0.weight"]                                   # (C, 3, 7, 7)
+    mapped["stem.0.weight"] = w / (2 * std)                       # x/(2·std) + shift, x ∈ [-1, 1]
+    mapped["stem.1.running_mean"] = mapped["stem.1.running_mean"] - (w * shift).sum((1, 2, 3))
+    mapped["fc.weight"], mapped["fc.bias"] = own["fc.weight"], own["fc.bias"]
+    encoder.load_state_dict(mapped)
