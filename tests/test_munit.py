@@ -186,7 +186,8 @@ def test_translate_is_seeded_batched_and_gradient_free(trained, digits):
     x = digits[0][:10]
     a = model.translate(x, generator=torch.Generator().manual_seed(5))
     b = model.translate(x, generator=torch.Generator().manual_seed(5), chunk_size=3)
-    assert torch.allclose(a, b, atol=1e-6) and a.shape == x.shape and not a.requires_grad
+    # chunks change the batch, hence the conv kernels' blocking: rounding differs by host CPU
+    assert torch.allclose(a, b, atol=1e-5) and a.shape == x.shape and not a.requires_grad
     assert a.abs().max() <= 1
     c = model.translate(x, generator=torch.Generator().manual_seed(6))
     assert not torch.allclose(a, c, atol=1e-3)              # another style, another image
