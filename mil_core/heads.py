@@ -157,7 +157,8 @@ def quality_rows(models: dict[str, HyperGAN], images: Sequence[torch.Tensor], *,
     """Per variant, the mean over ``images`` of SWD ×1e3 (every 7×7 patch, per sample), layout
     and diversity, the MSE of the fixed-noise reconstruction against the image at the finest
     scale and at scale 0 (does each image's generated GAN fit *that* image — samples' patch
-    statistics alone cannot tell) (:func:`mil_core.metrics.image_metrics`; SIFID too with an ``inception``), the training minutes per image and
+    statistics alone cannot tell) (:func:`mil_core.metrics.image_metrics`; SIFID too with an
+    ``inception``), the training minutes per image and
     the G head parameters per scale, with their fraction of the first variant's."""
     rows = []
     for name, model in models.items():

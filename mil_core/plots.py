@@ -482,15 +482,53 @@ def head_size_figure(table: pd.DataFrame, columns: Sequence[tuple[str, str]] = (
             frozen = row["encoder"] == "frozen"
             ax.scatter(row["G head params/scale"], row[col], s=46, marker="s" if frozen else "o",
                        facecolors="none" if frozen else "C0", edgecolors="C3" if frozen else "C0")
-            ax.annotate(str(name), (row["G head params/scale"], row[col]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
         ax.axhline(table.loc[ref, col], ls=":", c="0.4", lw=1)
         ax.set_xscale("log")
+        _label_clusters(ax, table["G head params/scale"], table[col])
         ax.set_xlabel("G head parameters per scale")
         ax.set_title(label, fontsize=10)
     keys = [plt.Line2D([], [], marker="o", ls="", c="C0", label="trained encoder"),
             plt.Line2D([], [], marker="s", ls="", mfc="none", c="C3", label="frozen encoder"),
             plt.Line2D([], [], ls=":", c="0.4", label=str(ref))]
-    axes[0][0].legend(handles=keys, fontsize=7, loc="best")
-    fig.tight_layout()
+    fig.legend(handles=keys, fontsize=8, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+def _label_clusters(ax: plt.Axes, xs: pd.Series, ys: pd.Series, decade: float = 0.1) -> None:
+    """Name each point of a log-x scatter: a lone point beside itself, the points of a cluster
+    (x within ``decade`` decades of each other) in a column to its right, spread apart in y and
+    joined to their points, so that the labels of equal-size heads do not overlap."""
+    order = np.argsort(np.log10(xs.to_numpy(float)))
+    clusters: list[list[int]] = []
+    for i in order:
+        if clusters and math.log10(xs.iloc[i]) - math.log10(xs.iloc[clusters[-1][0]]) < decade:
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+    lo, hi = ax.get_ylim()
+    gap = 0.075 * (hi - lo)
+    right = xs.max()
+    for members in clusters:
+        if len(members) == 1:
+            i = members[0]
+            ax.annotate(str(xs.index[i]), (xs.iloc[i], ys.iloc[i]), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+            continue
+        members = sorted(members, key=lambda i: ys.iloc[i])
+        want = np.array([ys.iloc[i] for i in members], float)
+        place = want.copy()
+        for k in range(1, len(place)):                    # push up until gap apart ...
+            place[k] = max(place[k], place[k - 1] + gap)
+        place -= max(0.0, (place.mean() - want.mean()))   # ... then recentre on the points,
+        place += max(0.0, lo + gap / 2 - place[0])         # inside the axes where they fit
+        place -= max(0.0, place[-1] - (hi - gap / 2)) if place[0] - gap > lo else 0.0
+        lo, hi = min(lo, place[0] - gap / 2), max(hi, place[-1] + gap / 2)
+        x_text = max(xs.iloc[i] for i in members) * 1.6
+        right = max(right, x_text * 9)
+        for i, y in zip(members, place):
+            ax.annotate(str(xs.index[i]), (xs.iloc[i], ys.iloc[i]), xytext=(x_text, y),
+                        textcoords="data", fontsize=7, va="center",
+                        arrowprops=dict(arrowstyle="-", lw=0.5, color="0.55"))
+    ax.set_xlim(right=right)
+    ax.set_ylim(lo, hi)

@@ -302,3 +302,19 @@ def test_the_command_line_sets_the_new_fields():
     assert _parse_override("head_rank=8") == ("head_rank", 8)
     assert _parse_override("encoder_weights=/x/resnet34.pth") == ("encoder_weights",
                                                                   "/x/resnet34.pth")
+
+
+def test_the_coarse_drift_record_measures_without_changing_training():
+    from mil_core import heads as HS
+    base = cfg(iters_per_scale=5)
+    variants = [HS.HeadVariant("e2e", 1), HS.HeadVariant("frozen random", 1,
+                                                         encoder="frozen-random")]
+    coarse: dict[str, list[float]] = {}
+    with_record = HS.run_study(images()[:2], base, variants, coarse=coarse, log=False)
+    without = HS.run_study(images()[:2], base, variants[:1], log=False)
+    n = with_record["e2e"].n_scales
+    assert [len(coarse[v.name]) for v in variants] == [n, n]
+    assert len(set(coarse["frozen random"])) == 1          # nothing upstream of scale 0 moves
+    assert len(set(coarse["e2e"])) == n                     # the trained encoder does move it
+    a, b = with_record["e2e"].G.state_dict(), without["e2e"].G.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)          # measuring is read-only

@@ -3,6 +3,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -153,3 +156,26 @@ def test_true_size_grid_draws_each_image_at_its_relative_size_under_the_title():
     assert title.y0 >= max(t.y1 for t in tops) and title.y1 <= fig.bbox.y1 + 1
     with pytest.raises(Exception, match="no rows"):
         plots.true_size_grid({})
+
+
+def test_head_size_figure_spreads_the_labels_of_equal_size_heads():
+    # four variants share one head size (a cluster) and two points lie close in y: their
+    # labels must not overlap, and every variant is named once per panel
+    names = ["e2e 1", "e2e 3", "frozen 1", "frozen 3", "rank 30", "rank 1"]
+    table = pd.DataFrame({"G head params/scale": [2.0e6, 2.1e6, 2.0e6, 2.1e6, 2.5e5, 1.6e4],
+                          "SWD ×1e3": [330.0, 334.0, 264.0, 262.0, 324.0, 718.0],
+                          "layout": [0.18, 0.15, 0.15, 0.14, 0.19, 0.16],
+                          "diversity": [0.60, 0.54, 0.57, 0.58, 0.61, 0.33],
+                          "encoder": ["trained"] * 2 + ["frozen"] * 2 + ["trained"] * 2},
+                         index=names)
+    fig = plots.head_size_figure(table)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        texts = [t for t in ax.texts if t.get_text() in names]
+        assert sorted(t.get_text() for t in texts) == sorted(names)
+        boxes = [Text.get_window_extent(t, renderer) for t in texts]   # the words, no arrow
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+    plt.close(fig)
