@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import fcntl
 import os
 import platform
 import time
@@ -55,22 +54,9 @@ from mil_core.models.hypergan_train import train_hypergan
 from mil_core.profiles import get_profile
 from mil_core.roofline import conv_peak
 from mil_core.runtime import set_threads
+from results_table import append_rows, show
 
 OUT = Path(__file__).resolve().parent / "results" / "frontier.csv"
-
-
-def append_rows(rows: list[dict], out: Path) -> pd.DataFrame:
-    """Append ``rows`` to the CSV ``out`` atomically (write a temporary file, then rename),
-    under an exclusive lock, so that pieces finishing at once do not drop each other's rows."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        new = pd.DataFrame(rows)
-        table = pd.concat([pd.read_csv(out), new], ignore_index=True) if out.exists() else new
-        tmp = out.with_suffix(".tmp")
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    return table
 
 
 def samples_path(row: dict, folder: Path) -> Path:
@@ -133,8 +119,7 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="print the table and exit")
     args = ap.parse_args()
     if args.show:
-        print(pd.read_csv(args.out).to_string(index=False) if args.out.exists()
-              else f"{args.out} does not exist yet")
+        show(args.out)
         return
     if args.method is None:
         ap.error("--method is required (or --show)")

@@ -27,12 +27,12 @@ import re
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from mil_core import memory as MEM
 from mil_core.models import HyperGANConfig
 from mil_core.runtime import get_device
+from results_table import append_rows, show
 
 OUT = Path(__file__).resolve().parent / "results" / "memory.csv"
 
@@ -69,8 +69,7 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="print the table and exit")
     args = ap.parse_args()
     if args.show:
-        print(pd.read_csv(args.out).to_string(index=False) if args.out.exists()
-              else f"{args.out} does not exist yet")
+        show(args.out)
         return
     device = str(args.device or get_device())
     n = 1 if args.regime == "single" else (args.batch or 16)
@@ -105,12 +104,7 @@ def main() -> None:
             print(f"  {name:>8} {phase:>5}: peak {row['peak MB']:8.1f} MB "
                   f"({row['above floor MB']:8.1f} above floor), closed form params "
                   f"{row['closed form params MB']:.0f} MB, {row['seconds']:.0f} s", flush=True)
-    table = pd.DataFrame(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    old = pd.read_csv(args.out) if args.out.exists() else None
-    tmp = args.out.with_suffix(".tmp")
-    (table if old is None else pd.concat([old, table], ignore_index=True)).to_csv(tmp, index=False)
-    os.replace(tmp, args.out)
+    append_rows(rows, args.out)
     print(f"{len(rows)} row(s) appended to {args.out}")
 
 
