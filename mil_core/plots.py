@@ -521,8 +521,9 @@ def _label_clusters(ax: plt.Axes, xs: pd.Series, ys: pd.Series, decade: float = 
         for k in range(1, len(place)):                    # push up until gap apart ...
             place[k] = max(place[k], place[k - 1] + gap)
         place -= max(0.0, (place.mean() - want.mean()))   # ... then recentre on the points,
-        place += max(0.0, lo + gap / 2 - place[0])         # inside the axes where they fit
-        place -= max(0.0, place[-1] - (hi - gap / 2)) if place[0] - gap > lo else 0.0
+        place += max(0.0, lo + gap / 2 - place[0])         # inside the axes where they fit:
+        place -= min(max(0.0, place[-1] - (hi - gap / 2)),  # down by the overflow at the top,
+                     max(0.0, place[0] - (lo + gap / 2)))   # as far as the room at the bottom
         lo, hi = min(lo, place[0] - gap / 2), max(hi, place[-1] + gap / 2)
         x_text = max(xs.iloc[i] for i in members) * 1.6
         right = max(right, x_text * 9)

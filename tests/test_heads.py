@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mil_core import heads as HS
 from mil_core.errors import ConfigError
 from mil_core.heads import rank_for_fraction
 from mil_core.models.hypergan import HyperGAN, HyperGANConfig, load_encoder_weights
@@ -305,7 +306,6 @@ def test_the_command_line_sets_the_new_fields():
 
 
 def test_the_coarse_drift_record_measures_without_changing_training():
-    from mil_core import heads as HS
     base = cfg(iters_per_scale=5)
     variants = [HS.HeadVariant("e2e", 1), HS.HeadVariant("frozen random", 1,
                                                          encoder="frozen-random")]
